@@ -1,0 +1,23 @@
+// topiary's command line: parses flags and prints; the work happens in compress/, eval/, export/.
+import { Command, CommanderError } from "commander";
+import { registerEval } from "./commands/eval.js";
+import { registerGenerate } from "./commands/generate.js";
+import { registerInspect } from "./commands/inspect.js";
+import { reportAndExit } from "./errors.js";
+
+const program = new Command("topiary")
+  .description("compress Hugging Face causal language models on a CPU, evaluate them, deploy them")
+  .version("0.1.0")
+  .showHelpAfterError()
+  .exitOverride();
+
+registerInspect(program);
+registerEval(program);
+registerGenerate(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  reportAndExit(e);
+}

@@ -1,0 +1,42 @@
+// Opening a model folder: config.json → family config, weights → WeightSource, → CausalLM.
+import fs from "node:fs";
+import { FormatError } from "../formats/errors.js";
+import { SafetensorsWeights, type WeightSource } from "../formats/weights.js";
+import { readRawConfig } from "./config.js";
+import { CausalLM } from "./model.js";
+import { parseModelConfig } from "./registry.js";
+
+/**
+ * Opens the weights of a model folder. Hooks for other storage layouts (compressed-tensors,
+ * sparse bitmasks) register here so every command reads them the same way.
+ */
+export type WeightOpener = (dir: string, rawConfig: Record<string, unknown>) => WeightSource | null;
+const openers: WeightOpener[] = [];
+
+export function registerWeightOpener(opener: WeightOpener): void {
+  openers.push(opener);
+}
+
+export function openWeights(dir: string, rawConfig: Record<string, unknown>): WeightSource {
+  for (const open of openers) {
+    const w = open(dir, rawConfig);
+    if (w) return w;
+  }
+  return SafetensorsWeights.open(dir);
+}
+
+/** Loads a Hugging Face model folder (a local path: topiary never downloads). */
+export function loadModel(dir: string): CausalLM {
+  const stat = fs.statSync(dir, { throwIfNoEntry: false });
+  if (!stat) throw new FormatError(dir, "no such model folder (topiary reads local Hugging Face folders; it does not download)");
+  if (!stat.isDirectory()) throw new FormatError(dir, "is not a folder (expected a Hugging Face model folder with config.json)");
+  const { file, json } = readRawConfig(dir);
+  const config = parseModelConfig(file, json);
+  const weights = openWeights(dir, json);
+  try {
+    return new CausalLM(config, weights, dir);
+  } catch (e) {
+    weights.close();
+    throw e;
+  }
+}
