@@ -1,6 +1,7 @@
 // WeightSource: where a model's float32 weights come from. The model and the pipeline only see
 // this interface, so a plain checkpoint, a compressed-tensors checkpoint (dequantized on read) and
 // an in-memory overlay of freshly compressed weights all run the same forward.
+import type { QuantGrid } from "../compress/types.js";
 import { FormatError } from "./errors.js";
 import { SafetensorsModel } from "./safetensors.js";
 
@@ -15,6 +16,12 @@ export interface WeightSource {
   /** Bytes per element as stored (4 for F32, 2 for F16/BF16), for size reports. */
   storedBytes(name: string): number;
   dtype(name: string): string;
+  /**
+   * For checkpoints that store integer codes (compressed-tensors pack-quantized, …): the grid
+   * and codes [rows·cols] of a quantized weight, so exporters can keep them instead of
+   * re-quantizing. Absent or null for a plain float tensor.
+   */
+  quantized?(name: string): { grid: QuantGrid; codes: Uint8Array; shape: readonly number[] } | null;
   close(): void;
 }
 
