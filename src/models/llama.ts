@@ -67,6 +67,17 @@ export function linearSpecs(c: ModelConfig): LinearSpec[] {
   ];
 }
 
+/**
+ * The order of "true sequential" compression (GPTQ/SparseGPT llama.py --true-sequential): each
+ * group's inputs are captured after the earlier groups were compressed.
+ */
+export const TRUE_SEQUENTIAL_GROUPS: readonly (readonly string[])[] = [
+  [LAYER_TENSORS.k, LAYER_TENSORS.v, LAYER_TENSORS.q],
+  [LAYER_TENSORS.o],
+  [LAYER_TENSORS.up, LAYER_TENSORS.gate],
+  [LAYER_TENSORS.down],
+];
+
 /** Every tensor a decoder layer needs (suffix → shape). */
 export function layerTensorShapes(c: ModelConfig): Map<string, number[]> {
   const shapes = new Map<string, number[]>();

@@ -1,32 +1,53 @@
 // GEMM-shaped kernels through onnxruntime (MLAS), which runs them ~100× faster than JS loops.
 // Each kernel is a tiny graph with symbolic dims, so one cached session serves every size.
-import { GraphBuilder } from "./onnx-graph.js";
+import { float, GraphBuilder } from "./onnx-graph.js";
 import { cachedSession, f32 } from "./ort.js";
 
-function gemmGraph(transA: 0 | 1, transB: 0 | 1): Uint8Array {
-  const g = new GraphBuilder(`gemm_t${transA}${transB}`);
+interface GemmOptions {
+  transA?: boolean;
+  transB?: boolean;
+  /** scales op(A)·op(B) */
+  alpha?: number;
+  /** adds beta·C */
+  C?: Float32Array;
+  beta?: number;
+}
+
+function gemmGraph(transA: number, transB: number, alpha: number, beta: number, withC: boolean): Uint8Array {
+  const g = new GraphBuilder("gemm");
   const a = g.input("A", "float32", ["a0", "a1"]);
   const b = g.input("B", "float32", ["b0", "b1"]);
-  g.output(g.op("Gemm", [a, b], { transA, transB }), "C", "float32", ["m", "n"]);
+  const inputs = [a, b];
+  if (withC) inputs.push(g.input("C", "float32", ["m", "n"]));
+  g.output(g.op("Gemm", inputs, { transA, transB, alpha: float(alpha), beta: float(beta) }), "Y", "float32", ["m", "n"]);
   return g.toBytes();
 }
 
 /**
- * C = op(A)·op(B) for row-major A and B, with op = transpose when the flag is set.
- * `A` is [aRows, aCols], `B` is [bRows, bCols].
+ * Y = alpha·op(A)·op(B) + beta·C for row-major A [aRows, aCols] and B [bRows, bCols], where op
+ * transposes when the flag is set (in place, no copy). One session per (flags, alpha, beta).
  */
 export async function gemm(
   A: Float32Array,
   aShape: readonly [number, number],
   B: Float32Array,
   bShape: readonly [number, number],
-  opts: { transA?: boolean; transB?: boolean } = {},
+  opts: GemmOptions = {},
 ): Promise<Float32Array> {
   const ta = opts.transA ? 1 : 0;
   const tb = opts.transB ? 1 : 0;
-  const s = await cachedSession(`kernel:gemm:${ta}${tb}`, () => gemmGraph(ta, tb));
-  const out = await s.run({ A: f32(A, aShape), B: f32(B, bShape) }, ["C"]);
-  return out.C!.data as Float32Array;
+  const alpha = opts.alpha ?? 1;
+  const beta = opts.C ? (opts.beta ?? 1) : 0;
+  const withC = opts.C !== undefined;
+  const s = await cachedSession(`kernel:gemm:${ta}${tb}:${alpha}:${beta}:${withC}`, () => gemmGraph(ta, tb, alpha, beta, withC));
+  const feeds = { A: f32(A, aShape), B: f32(B, bShape) } as Record<string, ReturnType<typeof f32>>;
+  if (opts.C) {
+    const m = ta ? aShape[1] : aShape[0];
+    const n = tb ? bShape[0] : bShape[1];
+    feeds.C = f32(opts.C, [m, n]);
+  }
+  const out = await s.run(feeds, ["Y"]);
+  return out.Y!.data as Float32Array;
 }
 
 /** C = A·B with A [m,k], B [k,n]. */

@@ -1,0 +1,172 @@
+// The sequential layer-wise pipeline (SparseGPT §4 / GPTQ §5 "sequential", llm-compressor's
+// sequential pipeline). For each decoder layer, in order:
+//   1. capture   run the calibration batch through the layer, capturing every linear's input
+//   2. stats     accumulate what the methods need: H = (2/n)·ΣXᵀX, or only ‖X_j‖² (Wanda)
+//   3. compress  each targeted linear against its statistics
+//   4. re-run    run the batch through the *compressed* layer; its outputs are the next layer's
+//                inputs, so every layer is fitted to what its compressed predecessors produce
+// Memory: one layer's weights, its statistics, and the calibration activations (two buffers of
+// nsamples × seqlen × hidden). Compressed layers go to a CompressedStore on disk.
+// With true_sequential, steps 1–3 repeat per group (q/k/v, o, gate/up, down).
+// Methods that need no statistics (magnitude) skip the forward passes entirely.
+import type { CalibrationBatch } from "../data/calibration.js";
+import { CAPTURE_WIDTH, TRUE_SEQUENTIAL_GROUPS, type CaptureName } from "../models/llama.js";
+import type { CausalLM, LayerWeights } from "../models/model.js";
+import { gemm } from "../runtime/kernels.js";
+import { assertFinite, Tensor } from "../tensor/tensor.js";
+import type { StatsNeed } from "./compressor.js";
+import { InputStatistics } from "./hessian.js";
+import { stageTargets, type Stage } from "./registry.js";
+import type { CompressedStore } from "./store.js";
+import type { CompressedLinear } from "./types.js";
+
+export interface LinearReport {
+  name: string;
+  shape: [number, number];
+  /** exact zeros after compression */
+  zeros: number;
+  sparsity: number;
+  /** ‖WX − ŴX‖² / ‖WX‖² over the calibration statistics (null without calibration) */
+  relativeError: number | null;
+  /** the algorithm's own loss (SparseGPT/GPTQ), when it has one */
+  loss: number | null;
+  seconds: number;
+}
+
+export interface LayerProgress {
+  layer: number;
+  layers: number;
+  seconds: number;
+}
+
+export interface PipelineOptions {
+  stage: Stage;
+  calibration: CalibrationBatch | null;
+  store: CompressedStore;
+  /** called after every decoder layer */
+  onLayer?: (p: LayerProgress) => void;
+  /** numerical fallbacks and other notes for the user */
+  warn?: (message: string) => void;
+}
+
+const NEED_RANK: Record<StatsNeed, number> = { none: 0, diag: 1, hessian: 2 };
+
+/** Tokens per forward run of the calibration batch: big enough to keep GEMMs efficient. */
+const TOKENS_PER_RUN = 8192;
+
+export async function compressModel(model: CausalLM, opts: PipelineOptions): Promise<LinearReport[]> {
+  const { stage, calibration } = opts;
+  const warn = opts.warn ?? (() => {});
+  const needs = stage.compressor.needs;
+  if (needs !== "none" && !calibration) throw new Error(`method ${stage.method} needs calibration data (--calib)`);
+  const useCalibration = needs !== "none" && calibration !== null;
+  const D = model.config.hiddenSize;
+  const reports: LinearReport[] = [];
+
+  // layer-0 inputs: the token embeddings of the calibration batch
+  let inputs = useCalibration ? model.embed(calibration!.ids) : null;
+  const nsamples = calibration?.nsamples ?? 0;
+  const T = calibration?.seqlen ?? 0;
+  const perRun = Math.max(1, Math.floor(TOKENS_PER_RUN / Math.max(T, 1)));
+
+  /** Runs the whole calibration batch through layer i, handing each run's captures to `sink`. */
+  const runBatch = async (
+    i: number,
+    weights: LayerWeights,
+    capture: CaptureName[],
+    sink: ((captures: Partial<Record<CaptureName, Float32Array>>, samples: number) => Promise<void>) | null,
+    collectOutputs: boolean,
+  ): Promise<Float32Array | null> => {
+    const outputs = collectOutputs ? new Float32Array(nsamples * T * D) : null;
+    for (let s0 = 0; s0 < nsamples; s0 += perRun) {
+      const B = Math.min(perRun, nsamples - s0);
+      const h = inputs!.subarray(s0 * T * D, (s0 + B) * T * D);
+      const r = await model.runLayer(i, h, B, T, { weights, capture });
+      if (sink) await sink(r.captures, B);
+      outputs?.set(r.hidden, s0 * T * D);
+    }
+    return outputs;
+  };
+
+  for (let i = 0; i < model.numLayers; i++) {
+    const t0 = performance.now();
+    const weights: LayerWeights = new Map(model.layerWeights(i));
+    const linears = model.linears(i).filter((l) => stageTargets(stage, l.name));
+    const groups = stage.trueSequential
+      ? TRUE_SEQUENTIAL_GROUPS.map((g) => linears.filter((l) => g.includes(l.suffix)))
+      : [linears];
+    const results: CompressedLinear[] = [];
+
+    for (const group of groups.filter((g) => g.length > 0)) {
+      // 1–2. capture the group's inputs and accumulate their statistics
+      const stats = new Map<CaptureName, InputStatistics>();
+      if (useCalibration) {
+        for (const l of group) {
+          if (!stats.has(l.input)) {
+            const readers = group.filter((o) => o.input === l.input).map((o) => o.suffix.split(".").pop()).join(", ");
+            stats.set(l.input, new InputStatistics(CAPTURE_WIDTH(model.config, l.input), needs as "diag" | "hessian", `layer ${i} ${l.input} (${readers})`));
+          }
+        }
+        const capture = [...stats.keys()];
+        await runBatch(i, weights, capture, async (captures, B) => {
+          for (const [name, s] of stats) await s.add(captures[name]!, B);
+        }, false);
+        for (const s of stats.values()) s.checkFinite();
+      }
+
+      // 3. compress each linear of the group
+      for (const l of group) {
+        const t1 = performance.now();
+        const key = `${l.suffix}.weight`;
+        const W = new Tensor(weights.get(key)!, [l.outFeatures, l.inFeatures]);
+        assertFinite(W.data, `${model.weights.location}: ${l.name}.weight`);
+        const s = stats.get(l.input);
+        const result = await stage.compressor.compress(l.name, W, s ? s.view(l.name, warn) : null);
+        weights.set(key, result.weight.data);
+        results.push(result);
+        const relativeError = s && s.need === "hessian" ? await relativeOutputError(W, result.weight, s.hessian()) : null;
+        reports.push(linearReport(result, relativeError, (performance.now() - t1) / 1000));
+      }
+    }
+    opts.store.put(results);
+
+    // 4. the compressed layer's outputs feed the next layer
+    if (useCalibration && i + 1 < model.numLayers) inputs = await runBatch(i, weights, [], null, true);
+    model.forgetLayer(i);
+    opts.onLayer?.({ layer: i + 1, layers: model.numLayers, seconds: (performance.now() - t0) / 1000 });
+  }
+  return reports;
+}
+
+function linearReport(c: CompressedLinear, relativeError: number | null, seconds: number): LinearReport {
+  let zeros = 0;
+  for (const v of c.weight.data) if (v === 0) zeros++;
+  return {
+    name: c.name,
+    shape: [c.weight.shape[0]!, c.weight.shape[1]!],
+    zeros,
+    sparsity: zeros / c.weight.size,
+    relativeError,
+    loss: c.loss ?? null,
+    seconds,
+  };
+}
+
+/**
+ * ‖WX − ŴX‖² / ‖WX‖² from H ∝ XᵀX: tr(ΔW·H·ΔWᵀ) / tr(W·H·Wᵀ) (the constant factor cancels).
+ * One GEMM each for ΔW·H and W·H.
+ */
+export async function relativeOutputError(W: Tensor, What: Tensor, H: Float32Array): Promise<number> {
+  const rows = W.rows;
+  const cols = W.cols;
+  const dW = new Float32Array(W.size);
+  for (let i = 0; i < W.size; i++) dW[i] = W.data[i]! - What.data[i]!;
+  const quad = async (A: Float32Array) => {
+    const AH = await gemm(A, [rows, cols], H, [cols, cols]);
+    let s = 0;
+    for (let i = 0; i < A.length; i++) s += AH[i]! * A[i]!;
+    return s;
+  };
+  const denom = await quad(W.data);
+  return denom > 0 ? (await quad(dW)) / denom : 0;
+}

@@ -1,0 +1,126 @@
+// Where compressed layers wait until the output is written. The pipeline finishes one decoder
+// layer at a time; keeping every compressed weight in memory would hold the whole model, so each
+// layer's results are spilled to a safetensors file in a scratch folder and read back lazily
+// (by the writers, by the next recipe stage, by evaluation of the in-memory result).
+import fs from "node:fs";
+import path from "node:path";
+import { bytesToFloat32, SafetensorsFile, writeSafetensors, type TensorToWrite } from "../formats/safetensors.js";
+import type { WeightSource } from "../formats/weights.js";
+import { Tensor } from "../tensor/tensor.js";
+import type { CompressedLinear, QuantGrid } from "./types.js";
+
+interface Meta {
+  shape: number[];
+  mask: boolean;
+  quant?: { bits: number; sym: boolean; groupSize: number; gIdx: boolean };
+  loss?: number;
+}
+
+const bytesOf = (a: Float32Array | Int32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+export class CompressedStore {
+  private readonly files = new Map<string, SafetensorsFile>(); // linear name → its layer file
+  private readonly meta = new Map<string, Meta>();
+  private counter = 0;
+
+  constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  /** Saves the results of one unit of work (a layer); overwrites earlier results of the same names. */
+  put(items: CompressedLinear[]): void {
+    if (items.length === 0) return;
+    const tensors: TensorToWrite[] = [];
+    const meta: Record<string, string> = {};
+    for (const c of items) {
+      const m: Meta = { shape: [...c.weight.shape], mask: Boolean(c.mask), loss: c.loss };
+      tensors.push({ name: `${c.name}.weight`, dtype: "F32", shape: c.weight.shape, data: bytesOf(c.weight.data) });
+      if (c.mask) tensors.push({ name: `${c.name}.mask`, dtype: "U8", shape: c.weight.shape, data: c.mask });
+      if (c.quant) {
+        const q = c.quant;
+        const groups = q.scale.length / c.weight.shape[0]!;
+        m.quant = { bits: q.bits, sym: q.sym, groupSize: q.groupSize, gIdx: Boolean(q.gIdx) };
+        tensors.push({ name: `${c.name}.scale`, dtype: "F32", shape: [c.weight.shape[0]!, groups], data: bytesOf(q.scale) });
+        tensors.push({ name: `${c.name}.zero`, dtype: "F32", shape: [c.weight.shape[0]!, groups], data: bytesOf(q.zero) });
+        if (q.gIdx) tensors.push({ name: `${c.name}.g_idx`, dtype: "I32", shape: [q.gIdx.length], data: bytesOf(q.gIdx) });
+      }
+      meta[c.name] = JSON.stringify(m);
+    }
+    const file = path.join(this.dir, `part-${String(this.counter++).padStart(5, "0")}.safetensors`);
+    writeSafetensors(file, tensors, meta);
+    const opened = SafetensorsFile.open(file);
+    for (const c of items) {
+      this.files.set(c.name, opened);
+      this.meta.set(c.name, JSON.parse(meta[c.name]!));
+    }
+  }
+
+  names(): string[] {
+    return [...this.meta.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.meta.has(name);
+  }
+
+  /** The dense compressed weight of a linear. */
+  weight(name: string): Float32Array {
+    return this.read(name, "weight");
+  }
+
+  get(name: string): CompressedLinear {
+    const m = this.meta.get(name);
+    if (!m) throw new Error(`no compressed result for ${name}`);
+    const f = this.files.get(name)!;
+    const out: CompressedLinear = { name, weight: new Tensor(this.read(name, "weight"), m.shape), loss: m.loss };
+    if (m.mask) out.mask = f.readBytes(`${name}.mask`);
+    if (m.quant) {
+      const grid: QuantGrid = {
+        bits: m.quant.bits,
+        sym: m.quant.sym,
+        groupSize: m.quant.groupSize,
+        scale: this.read(name, "scale"),
+        zero: this.read(name, "zero"),
+      };
+      if (m.quant.gIdx) {
+        const b = f.readBytes(`${name}.g_idx`);
+        grid.gIdx = new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+      }
+      out.quant = grid;
+    }
+    return out;
+  }
+
+  private read(name: string, part: string): Float32Array {
+    const f = this.files.get(name);
+    if (!f) throw new Error(`no compressed result for ${name}`);
+    return bytesToFloat32(f.readBytes(`${name}.${part}`), "F32", f.file);
+  }
+
+  /** `base` with every stored linear's weight replaced by its compressed version. */
+  over(base: WeightSource): WeightSource {
+    const store = this;
+    const linearOf = (tensor: string) => (tensor.endsWith(".weight") ? tensor.slice(0, -".weight".length) : null);
+    return {
+      location: base.location,
+      names: () => base.names(),
+      has: (n) => base.has(n),
+      shape: (n) => base.shape(n),
+      dtype: (n) => (store.has(linearOf(n) ?? "") ? "F32" : base.dtype(n)),
+      storedBytes: (n) => base.storedBytes(n),
+      read: (n) => {
+        const l = linearOf(n);
+        return l && store.has(l) ? store.weight(l) : base.read(n);
+      },
+      close: () => base.close(),
+    };
+  }
+
+  dispose(): void {
+    const seen = new Set(this.files.values());
+    for (const f of seen) f.close();
+    this.files.clear();
+    this.meta.clear();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
