@@ -1,8 +1,11 @@
 // topiary's command line: parses flags and prints; the work happens in compress/, eval/, export/.
 import { Command, CommanderError } from "commander";
 import { registerEval } from "./commands/eval.js";
+import { registerExport } from "./commands/export.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerInspect } from "./commands/inspect.js";
+import { registerPrune } from "./commands/prune.js";
+import { registerRun } from "./commands/run.js";
 import { reportAndExit } from "./errors.js";
 
 const program = new Command("topiary")
@@ -14,6 +17,9 @@ const program = new Command("topiary")
 registerInspect(program);
 registerEval(program);
 registerGenerate(program);
+registerPrune(program);
+registerExport(program);
+registerRun(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -12,8 +12,15 @@ import type { InverseFactor, LayerStats, StatsNeed } from "./compressor.js";
 /** How many times dampening is raised ×10 before giving up. */
 const MAX_DAMPENING_RETRIES = 5;
 
+/**
+ * Tokens whose XᵀX is kept for the reconstruction-error report when a method collects only
+ * diag(H): enough for a stable ratio, small enough to cost ~one extra GEMM per layer.
+ */
+export const ERROR_SAMPLE_TOKENS = 2048;
+
 export class InputStatistics {
   private H: Float32Array | null = null;
+  private sampleGram: Float32Array | null = null;
   private diagSum: Float64Array | null = null;
   private n = 0;
   private readonly hinvCache = new Map<string, Promise<InverseFactor>>();
@@ -37,6 +44,10 @@ export class InputStatistics {
     if (this.need === "hessian") {
       this.H = await gramAccumulate(this.H ?? new Float32Array(d * d), X, d, this.n / n1, 2 / n1);
     } else {
+      if (!this.sampleGram) {
+        const rows = Math.min(ERROR_SAMPLE_TOKENS, X.length / d);
+        this.sampleGram = await gramAccumulate(new Float32Array(d * d), X.subarray(0, rows * d), d, 0, 1);
+      }
       const acc = (this.diagSum ??= new Float64Array(d));
       const decay = this.n / n1;
       const colSq = new Float64Array(d);
@@ -72,6 +83,11 @@ export class InputStatistics {
     }
     if (this.diagSum) return Float32Array.from(this.diagSum);
     throw new Error(`no calibration statistics were collected for ${this.label}`);
+  }
+
+  /** XᵀX up to a constant: H, or for diag-only statistics the Gram of the first tokens. */
+  errorGram(): Float32Array {
+    return this.H ?? this.sampleGram ?? this.hessian();
   }
 
   hessian(): Float32Array {

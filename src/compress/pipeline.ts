@@ -26,7 +26,11 @@ export interface LinearReport {
   /** exact zeros after compression */
   zeros: number;
   sparsity: number;
-  /** ‖WX − ŴX‖² / ‖WX‖² over the calibration statistics (null without calibration) */
+  /**
+   * ‖WX − ŴX‖² / ‖WX‖² on the calibration inputs: all of them when the method collected H,
+   * the first ERROR_SAMPLE_TOKENS (2048) when it collected only diag(H) (Wanda); null when it
+   * used no calibration data (magnitude, RTN)
+   */
   relativeError: number | null;
   /** the algorithm's own loss (SparseGPT/GPTQ), when it has one */
   loss: number | null;
@@ -124,7 +128,7 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
         const result = await stage.compressor.compress(l.name, W, s ? s.view(l.name, warn) : null);
         weights.set(key, result.weight.data);
         results.push(result);
-        const relativeError = s && s.need === "hessian" ? await relativeOutputError(W, result.weight, s.hessian()) : null;
+        const relativeError = s ? await relativeOutputError(W, result.weight, s.errorGram()) : null;
         reports.push(linearReport(result, relativeError, (performance.now() - t1) / 1000));
       }
     }

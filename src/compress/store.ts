@@ -63,6 +63,11 @@ export class CompressedStore {
     return this.meta.has(name);
   }
 
+  /** Whether the stored result of a linear carries a quantization grid. */
+  isQuantized(name: string): boolean {
+    return Boolean(this.meta.get(name)?.quant);
+  }
+
   /** The dense compressed weight of a linear. */
   weight(name: string): Float32Array {
     return this.read(name, "weight");

@@ -1,6 +1,7 @@
 // The only module that talks to onnxruntime-node. Graphs come in as ONNX bytes (built by
 // onnx-graph.ts); sessions are cached by a caller-chosen key, so one session per graph *shape*
 // (e.g. one per decoder-layer configuration) serves every layer: weights are fed as inputs.
+import { createRequire } from "node:module";
 import os from "node:os";
 import * as ort from "onnxruntime-node";
 
@@ -101,3 +102,8 @@ export async function releaseSessions(): Promise<void> {
 }
 
 export const f32 = (data: Float32Array, dims: readonly number[]): RtTensor<Float32Array> => ({ data, dims });
+
+/** The onnxruntime-node version in use (recorded in topiary.json). */
+export function runtimeVersion(): string {
+  return (createRequire(import.meta.url)("onnxruntime-node/package.json") as { version: string }).version;
+}

@@ -2,14 +2,16 @@ import path from "node:path";
 import type { Command } from "commander";
 import { loadModel } from "../../models/load.js";
 import { numel } from "../../tensor/tensor.js";
+import { inspectGguf, isGgufPath } from "./inspect-gguf.js";
 
 export function registerInspect(program: Command): void {
   program
     .command("inspect")
     .description("show a model's architecture, size and storage")
-    .argument("<model>", "Hugging Face model folder (local path)")
+    .argument("<model>", "Hugging Face model folder (local path), or a .gguf file")
     .option("--json", "print one JSON object")
     .action((dir: string, opts: { json?: boolean }) => {
+      if (isGgufPath(dir)) return inspectGguf(dir, opts);
       const model = loadModel(dir);
       const c = model.config;
       const w = model.weights;

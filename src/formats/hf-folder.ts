@@ -1,0 +1,56 @@
+// Writing a Hugging Face model folder: the weights as safetensors (streamed one tensor at a
+// time, so memory holds one tensor, not the model) plus the files a loader needs next to them.
+import fs from "node:fs";
+import path from "node:path";
+import { float32ToBytes, writeSafetensors, type Dtype } from "./safetensors.js";
+import type { WeightSource } from "./weights.js";
+
+/** Files copied unchanged from the source folder when present. */
+export const AUX_FILES = [
+  "generation_config.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "tokenizer.model",
+  "chat_template.jinja",
+] as const;
+
+/** Copies tokenizer and generation files, and writes config.json (optionally amended). */
+export function copyModelFiles(srcDir: string, dstDir: string, config: Record<string, unknown>): void {
+  for (const f of AUX_FILES) {
+    const src = path.join(srcDir, f);
+    if (!fs.existsSync(src)) continue;
+    fs.copyFileSync(src, path.join(dstDir, f));
+    fs.chmodSync(path.join(dstDir, f), 0o644); // the source may be read-only; the copy is the user's
+  }
+  fs.writeFileSync(path.join(dstDir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+}
+
+export type FloatDtype = "F32" | "F16" | "BF16";
+
+/**
+ * Writes every tensor of `weights` to dstDir/model.safetensors as `dtypeOf(name)` (default: the
+ * dtype it is stored in; float32 for tensors that were computed). Tensor order: sorted by name.
+ */
+export function writeDenseSafetensors(
+  dstDir: string,
+  weights: WeightSource,
+  dtypeOf: (name: string) => FloatDtype,
+  metadata: Record<string, string> = { format: "pt" },
+): void {
+  const names = weights.names().sort();
+  writeSafetensors(
+    path.join(dstDir, "model.safetensors"),
+    names.map((name) => {
+      const dtype: Dtype = dtypeOf(name);
+      return { name, dtype, shape: weights.shape(name), data: () => float32ToBytes(weights.read(name), dtype as FloatDtype) };
+    }),
+    metadata,
+  );
+}
+
+/** The float dtype a tensor is stored in, or F32 when it is not a float type we write. */
+export function storedFloatDtype(weights: WeightSource, name: string): FloatDtype {
+  const d = weights.dtype(name);
+  return d === "F16" || d === "BF16" ? d : "F32";
+}

@@ -1,0 +1,85 @@
+// Shared by the end-to-end compression tests: the reference setup of ../shared/reference
+// (stories260K, calibration = first 128 windows of 512 tokens of tinystories/calib.txt,
+// evaluation = tinystories/test.txt at seqlen 512), run in memory.
+import fs from "node:fs";
+import path from "node:path";
+import { calibrationWindows, type CalibrationBatch } from "../../src/data/calibration.js";
+import { compressModel, type LinearReport } from "../../src/compress/pipeline.js";
+import { buildStage } from "../../src/compress/registry.js";
+import { CompressedStore } from "../../src/compress/store.js";
+import { perplexity } from "../../src/eval/perplexity.js";
+import { SafetensorsWeights } from "../../src/formats/weights.js";
+import { loadModel } from "../../src/models/load.js";
+import { CausalLM } from "../../src/models/model.js";
+import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
+import { DATA, REFERENCE, STORIES, tempDir } from "../helpers.js";
+
+let calib: CalibrationBatch | null = null;
+let testIds: Int32Array | null = null;
+
+export function referenceCalibration(): CalibrationBatch {
+  if (!calib) {
+    const tok = TextTokenizer.load(STORIES);
+    const tokens = tok.encode(fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8"));
+    calib = calibrationWindows(tokens, { nsamples: 128, seqlen: 512, sampling: "first", seed: 0 });
+  }
+  return calib;
+}
+
+export function tinystoriesTest(): Int32Array {
+  testIds ??= TextTokenizer.load(STORIES).encode(fs.readFileSync(path.join(DATA, "tinystories", "test.txt"), "utf8"));
+  return testIds;
+}
+
+export interface CompressedRun {
+  model: CausalLM;
+  store: CompressedStore;
+  reports: LinearReport[];
+  perplexity: number;
+}
+
+/** Compresses stories260K with one stage (reference calibration) and evaluates ts-test 512. */
+export async function compressAndEvaluate(stage: Record<string, unknown>): Promise<CompressedRun> {
+  const base = loadModel(STORIES);
+  const store = new CompressedStore(path.join(tempDir(), "store"));
+  const needsCalib = stage.method !== "magnitude" && stage.method !== "rtn";
+  const reports = await compressModel(base, {
+    stage: buildStage(stage, "test"),
+    calibration: needsCalib ? referenceCalibration() : null,
+    store,
+  });
+  const model = new CausalLM(base.config, store.over(base.weights), STORIES);
+  const r = await perplexity(model, tinystoriesTest(), { seqlen: 512 });
+  return { model, store, reports, perplexity: r.perplexity };
+}
+
+/** reference.json results[key] */
+export function reference(key: string): {
+  ppl_exact: Record<string, number>;
+  sparsity: { per_linear_zeros: Record<string, number> };
+  [k: string]: unknown;
+} {
+  return JSON.parse(fs.readFileSync(path.join(REFERENCE, "reference.json"), "utf8")).results[key];
+}
+
+/** The reference's compressed model (../shared/reference/models/<name>), when it has one. */
+export function referenceModel(name: string): SafetensorsWeights {
+  return SafetensorsWeights.open(path.join(REFERENCE, "models", name));
+}
+
+export const LINEAR_SUFFIXES = [
+  "self_attn.q_proj",
+  "self_attn.k_proj",
+  "self_attn.v_proj",
+  "self_attn.o_proj",
+  "mlp.gate_proj",
+  "mlp.up_proj",
+  "mlp.down_proj",
+];
+
+/** Fraction of positions where both weights are zero or both nonzero. */
+export function maskAgreement(a: Float32Array, b: Float32Array): number {
+  let same = 0;
+  for (let i = 0; i < a.length; i++) if ((a[i] === 0) === (b[i] === 0)) same++;
+  return same / a.length;
+}
