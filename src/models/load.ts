@@ -1,5 +1,6 @@
 // Opening a model folder: config.json → family config, weights → WeightSource, → CausalLM.
 import fs from "node:fs";
+import { openCompressedTensors } from "../formats/compressed-tensors/reader.js";
 import { FormatError } from "../formats/errors.js";
 import { SafetensorsWeights, type WeightSource } from "../formats/weights.js";
 import { readRawConfig } from "./config.js";
@@ -11,7 +12,7 @@ import { parseModelConfig } from "./registry.js";
  * sparse bitmasks) register here so every command reads them the same way.
  */
 export type WeightOpener = (dir: string, rawConfig: Record<string, unknown>) => WeightSource | null;
-const openers: WeightOpener[] = [];
+const openers: WeightOpener[] = [openCompressedTensors];
 
 export function registerWeightOpener(opener: WeightOpener): void {
   openers.push(opener);

@@ -1,0 +1,102 @@
+// A Llama-family model with random weights, for benchmarks and tests that need a real model's
+// shapes (e.g. TinyLlama-1.1B's) without its files. Weights are generated on read from a seed and
+// the tensor name, so nothing is held in memory and every read of a tensor returns the same values.
+import { Rng } from "../data/rng.js";
+import type { WeightSource } from "../formats/weights.js";
+import { parseModelConfig } from "./registry.js";
+import type { ModelConfig } from "./config.js";
+import { EMBED_TOKENS, FINAL_NORM, layerPrefix, layerTensorShapes, LM_HEAD } from "./llama.js";
+
+/** The config.json fields of the shape; everything else takes Llama defaults. */
+export interface SyntheticShape {
+  architectures?: string[];
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim?: number;
+  vocab_size: number;
+  tie_word_embeddings?: boolean;
+  max_position_embeddings?: number;
+  [field: string]: unknown;
+}
+
+/** TinyLlama-1.1B's widths (hidden 2048, 32/4 heads of 64, ffn 5632, vocab 32000) with `layers` layers. */
+export const tinyLlamaShape = (layers: number): SyntheticShape => ({
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  hidden_size: 2048,
+  intermediate_size: 5632,
+  num_hidden_layers: layers,
+  num_attention_heads: 32,
+  num_key_value_heads: 4,
+  vocab_size: 32000,
+  max_position_embeddings: 2048,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: false,
+  bos_token_id: 1,
+  eos_token_id: 2,
+});
+
+class SyntheticWeights implements WeightSource {
+  readonly location = "<synthetic>";
+
+  constructor(
+    private readonly shapes: Map<string, number[]>,
+    private readonly seed: number,
+  ) {}
+
+  names(): string[] {
+    return [...this.shapes.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.shapes.has(name);
+  }
+
+  shape(name: string): readonly number[] {
+    const s = this.shapes.get(name);
+    if (!s) throw new Error(`<synthetic>: no tensor "${name}"`);
+    return s;
+  }
+
+  dtype(): string {
+    return "F32";
+  }
+
+  storedBytes(name: string): number {
+    return this.shape(name).reduce((a, b) => a * b, 1) * 4;
+  }
+
+  /** Norm weights 1 ± 0.17, biases 0 ± 0.17; matrices uniform with std 1/√fan_in (embeddings: std 1). */
+  read(name: string): Float32Array {
+    const shape = this.shape(name);
+    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    let h = this.seed >>> 0;
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+    const rng = new Rng(h);
+    const vector = shape.length === 1;
+    const center = name.endsWith("norm.weight") ? 1 : 0;
+    const std = vector ? 0.1 : name === EMBED_TOKENS ? 1 : 1 / Math.sqrt(shape[shape.length - 1]!);
+    const half = std * Math.sqrt(3); // uniform on [−a, a] has std a/√3
+    for (let i = 0; i < out.length; i++) out[i] = center + (2 * rng.next() - 1) * half;
+    return out;
+  }
+
+  close(): void {}
+}
+
+/** A random-weight model of the given shape: its validated config and a weight source. */
+export function syntheticModel(shape: SyntheticShape, seed = 0): { config: ModelConfig; weights: WeightSource } {
+  const raw: Record<string, unknown> = { architectures: ["LlamaForCausalLM"], ...shape };
+  const config = parseModelConfig("<synthetic config>", raw);
+  const shapes = new Map<string, number[]>();
+  shapes.set(EMBED_TOKENS, [config.vocabSize, config.hiddenSize]);
+  shapes.set(FINAL_NORM, [config.hiddenSize]);
+  if (!config.tieWordEmbeddings) shapes.set(LM_HEAD, [config.vocabSize, config.hiddenSize]);
+  for (let i = 0; i < config.numLayers; i++) {
+    for (const [suffix, s] of layerTensorShapes(config)) shapes.set(layerPrefix(i) + suffix, s);
+  }
+  return { config, weights: new SyntheticWeights(shapes, seed) };
+}
