@@ -13,10 +13,15 @@ export const REFERENCE = path.join(SHARED, "reference");
 /** `{ skip }` option for tests that need ../shared. */
 export const needsShared = HAS_SHARED ? {} : { skip: "../shared is not beside the repository" };
 
+const tempDirs: string[] = [];
+process.on("exit", () => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /** A fresh temporary folder, removed when the process exits. */
 export function tempDir(prefix = "topiary-test-"): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+  tempDirs.push(dir);
   return dir;
 }
 

@@ -3,7 +3,9 @@
 import { z } from "zod";
 import { describeZodError } from "../models/config.js";
 import type { Compressor } from "./compressor.js";
-import { MagnitudeCompressor, magnitudeSchema, SparseGPTCompressor, sparsegptSchema, WandaCompressor, wandaSchema } from "./prune/compressors.js";
+import { MagnitudeCompressor, magnitudeSchema, WandaCompressor, wandaSchema } from "./prune/compressors.js";
+import { createSparseGPT, GPTQCompressor, gptqSchema, jointSchema } from "./quant/compressors.js";
+import { rtnMethod } from "./quant/rtn.js";
 
 interface Method {
   schema: z.ZodType;
@@ -13,13 +15,10 @@ interface Method {
 const METHODS: Record<string, Method> = {
   magnitude: { schema: magnitudeSchema, create: (o: z.infer<typeof magnitudeSchema>) => new MagnitudeCompressor(o) },
   wanda: { schema: wandaSchema, create: (o: z.infer<typeof wandaSchema>) => new WandaCompressor(o) },
-  sparsegpt: { schema: sparsegptSchema, create: (o: z.infer<typeof sparsegptSchema>) => new SparseGPTCompressor(o) },
+  sparsegpt: { schema: jointSchema, create: (o: z.infer<typeof jointSchema>) => createSparseGPT(o) },
+  rtn: rtnMethod,
+  gptq: { schema: gptqSchema, create: (o: z.infer<typeof gptqSchema>) => new GPTQCompressor(o) },
 };
-
-/** Lets other modules (quantization) add methods without this file importing them all. */
-export function registerMethod(name: string, method: Method): void {
-  METHODS[name] = method;
-}
 
 export const METHOD_NAMES = () => Object.keys(METHODS);
 

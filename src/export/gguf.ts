@@ -1,0 +1,233 @@
+// Export a Llama-family model to GGUF for llama.cpp, the way convert_hf_to_gguf.py's LlamaModel
+// does: llama.cpp tensor names, q/k rows permuted to ggml's rope layout, architecture and
+// tokenizer metadata, tied embeddings left to llama.cpp (no output.weight: it reuses token_embd).
+// Weights are quantized by ggml's reference quantizers (formats/gguf/quants.ts), except weights
+// topiary already quantized on a grid Q4_0/Q8_0 holds exactly, which keep their codes and scales
+// (export/gguf-tensors.ts). One tensor is in memory at a time; the file appears only when complete.
+import fs from "node:fs";
+import path from "node:path";
+import { FormatError } from "../formats/errors.js";
+import { archKey, FileType, GGML_QUANT_VERSION, GGUF_DEFAULT_ALIGNMENT, Keys, QuantType, ValueType } from "../formats/gguf/constants.js";
+import { ggufTensorName } from "../formats/gguf/names.js";
+import { quantize, type PackableType } from "../formats/gguf/quants.js";
+import { writeGguf, type GgufTensorToWrite, type MetadataValue } from "../formats/gguf/writer.js";
+import type { WeightSource } from "../formats/weights.js";
+import type { ModelConfig } from "../models/config.js";
+import { EMBED_TOKENS, FINAL_NORM, inverseFrequencies, LAYER_TENSORS, layerPrefix, LM_HEAD } from "../models/llama.js";
+import { chooseType, isOutputTensor, packSourceCodes, permuteRows } from "./gguf-tensors.js";
+import { llamaVocab, type GgufVocab } from "./gguf-vocab.js";
+
+/** `--type` values → the ggml type 2-D weights aim at, and the file type that names the mix. */
+export const GGUF_TYPES = {
+  f32: { type: QuantType.F32, fileType: FileType.ALL_F32 },
+  f16: { type: QuantType.F16, fileType: FileType.MOSTLY_F16 },
+  q8_0: { type: QuantType.Q8_0, fileType: FileType.MOSTLY_Q8_0 },
+  q4_0: { type: QuantType.Q4_0, fileType: FileType.MOSTLY_Q4_0 },
+  q4_k: { type: QuantType.Q4_K, fileType: FileType.MOSTLY_Q4_K_S },
+} as const satisfies Record<string, { type: PackableType; fileType: FileType }>;
+export type GgufTypeName = keyof typeof GGUF_TYPES;
+
+/** HF architectures → llama.cpp architecture (convert_hf_to_gguf.py registers both as LlamaModel). */
+const GGUF_ARCH: Record<string, string> = {
+  LlamaForCausalLM: "llama",
+  MistralForCausalLM: "llama",
+};
+
+export interface ExportSource {
+  config: ModelConfig;
+  weights: WeightSource;
+  /** the model folder: tokenizer.json and tokenizer_config.json are read from it */
+  dir: string;
+}
+
+export interface GgufTensorReport {
+  name: string;
+  /** the checkpoint tensor it came from (null for generated ones: rope_freqs) */
+  source: string | null;
+  shape: number[];
+  type: string;
+  /** why it is not the requested type (llama.cpp's fallback rule), or null */
+  fallback: string | null;
+  /** other reasons for its type (the output tensor kept at Q8_0), or null */
+  note: string | null;
+  /** stored from the checkpoint's own integer codes and scales (no re-quantization) */
+  fromCodes: boolean;
+  /** for fromCodes tensors: worst relative change of a scale rounded to f16 (0 = exact) */
+  scaleRelError?: number;
+  bytes: number;
+}
+
+export interface GgufExportReport {
+  file: string;
+  bytes: number;
+  fileType: string;
+  tensors: GgufTensorReport[];
+  warnings: string[];
+}
+
+interface PlannedTensor {
+  name: string;
+  source: string | null;
+  shape: number[];
+  /** q/k: heads whose rows are permuted to ggml's rope layout */
+  permuteHeads: number | null;
+  /** generated data (rope_freqs) instead of a checkpoint tensor */
+  generated?: Float32Array;
+}
+
+/** The GGUF architecture for a config, or an error naming what is not supported. */
+function ggufArch(c: ModelConfig): string {
+  const arch = GGUF_ARCH[c.architecture];
+  if (!arch) throw new Error(`GGUF export supports ${Object.keys(GGUF_ARCH).join(", ")}; this model is ${c.architecture}`);
+  if (c.qkvBias || c.oBias || c.mlpBias) throw new Error(`GGUF export of ${c.architecture} with attention or MLP biases is not supported`);
+  return arch;
+}
+
+function planTensors(c: ModelConfig, w: WeightSource): PlannedTensor[] {
+  const plan: PlannedTensor[] = [];
+  const add = (source: string, permuteHeads: number | null = null) => {
+    const name = ggufTensorName(source);
+    if (!name) throw new Error(`no llama.cpp name for tensor "${source}"`);
+    if (!w.has(source)) throw new FormatError(w.location, `missing tensor "${source}"`);
+    plan.push({ name, source, shape: [...w.shape(source)], permuteHeads });
+  };
+  if (c.ropeScaling.type === "llama3") {
+    // llama.cpp divides each rotary frequency by rope_freqs[i] (convert_hf_to_gguf.py generate_extra_tensors)
+    const plain = inverseFrequencies(c.headDim, c.ropeTheta, { type: "none" });
+    const scaled = inverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling);
+    const factors = plain.map((f, i) => f / scaled[i]!);
+    plan.push({ name: "rope_freqs.weight", source: null, shape: [factors.length], permuteHeads: null, generated: factors });
+  }
+  add(EMBED_TOKENS);
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = layerPrefix(i);
+    add(p + LAYER_TENSORS.inputNorm);
+    add(`${p}${LAYER_TENSORS.q}.weight`, c.numHeads);
+    add(`${p}${LAYER_TENSORS.k}.weight`, c.numKvHeads);
+    add(`${p}${LAYER_TENSORS.v}.weight`);
+    add(`${p}${LAYER_TENSORS.o}.weight`);
+    add(p + LAYER_TENSORS.postNorm);
+    add(`${p}${LAYER_TENSORS.gate}.weight`);
+    add(`${p}${LAYER_TENSORS.up}.weight`);
+    add(`${p}${LAYER_TENSORS.down}.weight`);
+  }
+  add(FINAL_NORM);
+  // tied embeddings: llama.cpp uses token_embd when output.weight is absent
+  if (w.has(LM_HEAD)) add(LM_HEAD);
+  for (const t of plan) {
+    if (!t.source || w.quantized?.(t.source)) continue;
+    const dtype = w.dtype(t.source);
+    if (!["F32", "F16", "BF16", "F64"].includes(dtype)) {
+      throw new FormatError(w.location, `tensor "${t.source}" has dtype ${dtype}; GGUF export reads F32, F16, BF16 or topiary-quantized tensors`);
+    }
+  }
+  return plan;
+}
+
+function metadata(c: ModelConfig, arch: string, name: string, fileType: FileType, vocab: GgufVocab): [string, MetadataValue][] {
+  const kv: [string, MetadataValue][] = [];
+  const u32 = (key: string, value: number) => kv.push([archKey(key, arch), { type: ValueType.UINT32, value }]);
+  const f32 = (key: string, value: number) => kv.push([archKey(key, arch), { type: ValueType.FLOAT32, value }]);
+  const str = (key: string, value: string) => kv.push([archKey(key, arch), { type: ValueType.STRING, value }]);
+  const bool = (key: string, value: boolean) => kv.push([key, { type: ValueType.BOOL, value }]);
+  str(Keys.General.ARCHITECTURE, arch);
+  str(Keys.General.TYPE, "model");
+  str(Keys.General.NAME, name);
+  u32(Keys.General.FILE_TYPE, fileType);
+  u32(Keys.General.QUANTIZATION_VERSION, GGML_QUANT_VERSION);
+  u32(Keys.General.ALIGNMENT, GGUF_DEFAULT_ALIGNMENT);
+  u32(Keys.LLM.VOCAB_SIZE, c.vocabSize);
+  u32(Keys.LLM.CONTEXT_LENGTH, c.maxPositions);
+  u32(Keys.LLM.EMBEDDING_LENGTH, c.hiddenSize);
+  u32(Keys.LLM.BLOCK_COUNT, c.numLayers);
+  u32(Keys.LLM.FEED_FORWARD_LENGTH, c.intermediateSize);
+  u32(Keys.Attention.HEAD_COUNT, c.numHeads);
+  u32(Keys.Attention.HEAD_COUNT_KV, c.numKvHeads);
+  u32(Keys.Attention.KEY_LENGTH, c.headDim);
+  u32(Keys.Attention.VALUE_LENGTH, c.headDim);
+  f32(Keys.Attention.LAYERNORM_RMS_EPS, c.rmsNormEps);
+  u32(Keys.Rope.DIMENSION_COUNT, c.headDim);
+  f32(Keys.Rope.FREQ_BASE, c.ropeTheta);
+  if (c.ropeScaling.type === "linear") {
+    str(Keys.Rope.SCALING_TYPE, "linear");
+    f32(Keys.Rope.SCALING_FACTOR, c.ropeScaling.factor);
+  }
+  str(Keys.Tokenizer.MODEL, vocab.model);
+  str(Keys.Tokenizer.PRE, "default");
+  kv.push([Keys.Tokenizer.LIST, { type: ValueType.ARRAY, itemType: ValueType.STRING, value: vocab.tokens }]);
+  kv.push([Keys.Tokenizer.SCORES, { type: ValueType.ARRAY, itemType: ValueType.FLOAT32, value: vocab.scores }]);
+  kv.push([Keys.Tokenizer.TOKEN_TYPE, { type: ValueType.ARRAY, itemType: ValueType.INT32, value: vocab.types }]);
+  if (vocab.bosId !== null) u32(Keys.Tokenizer.BOS_ID, vocab.bosId);
+  if (vocab.eosId !== null) u32(Keys.Tokenizer.EOS_ID, vocab.eosId);
+  if (vocab.unkId !== null) u32(Keys.Tokenizer.UNK_ID, vocab.unkId);
+  if (vocab.padId !== null) u32(Keys.Tokenizer.PAD_ID, vocab.padId);
+  bool(Keys.Tokenizer.ADD_BOS, vocab.addBos);
+  bool(Keys.Tokenizer.ADD_EOS, vocab.addEos);
+  bool(Keys.Tokenizer.ADD_PREFIX, vocab.addSpacePrefix);
+  return kv;
+}
+
+/** Writes `src` as a GGUF file at `opts.out` (atomically) and reports what each tensor became. */
+export function exportGguf(src: ExportSource, opts: { type: GgufTypeName; out: string; name?: string; onTensor?: (done: number, total: number) => void }): GgufExportReport {
+  const c = src.config;
+  const w = src.weights;
+  const spec = GGUF_TYPES[opts.type];
+  if (!spec) throw new Error(`unknown GGUF type "${opts.type}" (supported: ${Object.keys(GGUF_TYPES).join(", ")})`);
+  const arch = ggufArch(c);
+  const warnings: string[] = [];
+  if (c.slidingWindow !== null) warnings.push(`llama.cpp's llama architecture ignores the sliding window (${c.slidingWindow}): sequences longer than it attend further than the original model`);
+  const vocab = llamaVocab(src.dir, c.vocabSize, { bos: c.bosTokenId, eos: c.eosTokenIds[0] ?? null });
+  const plan = planTensors(c, w);
+  const exported = new Set(plan.map((t) => t.source));
+  const skipped = w.names().filter((n) => !exported.has(n) && !n.endsWith("rotary_emb.inv_freq"));
+  if (skipped.length > 0) warnings.push(`${skipped.length} checkpoint tensors have no place in the GGUF and were left out (${skipped.slice(0, 3).join(", ")}${skipped.length > 3 ? ", …" : ""})`);
+
+  const reports: GgufTensorReport[] = [];
+  const hasOutput = plan.some((t) => t.name === "output.weight");
+  const tensors: GgufTensorToWrite[] = plan.map((t, index) => {
+    const { type, fallback, note } = chooseType(spec.type, t.shape, isOutputTensor(t.name, hasOutput));
+    const report: GgufTensorReport = { name: t.name, source: t.source, shape: t.shape, type: QuantType[type], fallback, note, fromCodes: false, bytes: 0 };
+    reports.push(report);
+    return {
+      name: t.name,
+      shape: t.shape,
+      type,
+      data: () => {
+        const bytes = tensorData(t, type, w, report, warnings);
+        report.bytes = bytes.length;
+        opts.onTensor?.(index + 1, plan.length);
+        return bytes;
+      },
+    };
+  });
+  writeGguf(opts.out, metadata(c, arch, opts.name ?? path.basename(path.resolve(src.dir)), spec.fileType, vocab), tensors);
+  return { file: path.resolve(opts.out), bytes: fs.statSync(opts.out).size, fileType: FileType[spec.fileType], tensors: reports, warnings };
+}
+
+/** One tensor's bytes: from the checkpoint's codes when they fit the type, else quantized floats. */
+function tensorData(t: PlannedTensor, type: PackableType, w: WeightSource, report: GgufTensorReport, warnings: string[]): Uint8Array {
+  const cols = t.shape[t.shape.length - 1]!;
+  if (t.generated) return quantize(type, t.generated, cols);
+  const source = t.source!;
+  const q = w.quantized?.(source) ?? null;
+  if (q && q.shape.join() !== t.shape.join()) throw new FormatError(w.location, `"${source}": quantized codes have shape [${q.shape.join(", ")}], the tensor [${t.shape.join(", ")}]`);
+  if (q && (type === QuantType.Q4_0 || type === QuantType.Q8_0)) {
+    const r = packSourceCodes(type, q, t.permuteHeads);
+    if (typeof r !== "string") {
+      report.fromCodes = true;
+      report.scaleRelError = r.scaleRelError;
+      return r.bytes;
+    }
+    warnings.push(`"${source}" was re-quantized to ${QuantType[type]}: its grid does not fit (${r})`);
+  } else if (q && type !== QuantType.F16 && type !== QuantType.F32) {
+    warnings.push(`"${source}" was re-quantized to ${QuantType[type]}, which cannot hold its ${q.grid.bits}-bit grid (Q4_0 or Q8_0 keep the codes)`);
+  }
+  let data = w.read(source);
+  if (t.permuteHeads !== null) data = permuteRows(data, t.shape[0]!, t.permuteHeads);
+  if (type === QuantType.F16) {
+    let over = 0;
+    for (const v of data) if (Math.abs(v) > 65504) over++;
+    if (over > 0) warnings.push(`"${source}": ${over} values exceed f16's range and became ±inf`);
+  }
+  return quantize(type, data, cols);
+}
