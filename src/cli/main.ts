@@ -5,6 +5,8 @@ import { registerExport } from "./commands/export.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerPrune } from "./commands/prune.js";
+import { registerQuantize } from "./commands/quantize.js";
+import { registerCompress } from "./commands/compress.js";
 import { registerRun } from "./commands/run.js";
 import { reportAndExit } from "./errors.js";
 
@@ -18,6 +20,8 @@ registerInspect(program);
 registerEval(program);
 registerGenerate(program);
 registerPrune(program);
+registerQuantize(program);
+registerCompress(program);
 registerExport(program);
 registerRun(program);
 

@@ -11,7 +11,10 @@ import type { WeightSource } from "../formats/weights.js";
 import { loadModel } from "../models/load.js";
 import { CausalLM } from "../models/model.js";
 import { runtimeVersion } from "../runtime/ort.js";
+import { fillCompressedTensors } from "../formats/compressed-tensors/writer.js";
+import type { CompressedTensorsFormat } from "../formats/compressed-tensors/constants.js";
 import { compressModel, type LayerProgress, type LinearReport } from "./pipeline.js";
+import type { CompressedLinear } from "./types.js";
 import { checkTargets, type Stage } from "./registry.js";
 import { CompressedStore } from "./store.js";
 
@@ -33,8 +36,15 @@ export type OutputWriter = (ctx: {
   outDir: string;
   sourceDir: string;
   config: Record<string, unknown>;
+  /** the source checkpoint's tensors */
+  source: WeightSource;
+  /** the source with every compressed weight replaced */
   weights: WeightSource;
+  /** the compressed results, per stage */
   stores: CompressedStore[];
+  /** every linear of the model's decoder layers */
+  linears: string[];
+  warn: (message: string) => void;
 }) => void | Promise<void>;
 
 export interface CompressionJob {
@@ -91,7 +101,7 @@ export async function runCompression(job: CompressionJob): Promise<CompressionSu
           weights = store.over(weights);
         }
         const writer = job.writer ?? denseWriter();
-        await writer({ outDir: tmp, sourceDir: job.modelDir, config: base.config.raw, weights, stores });
+        await writer({ outDir: tmp, sourceDir: job.modelDir, config: base.config.raw, source: base.weights, weights, stores, linears: linearNames, warn });
         const linears = mergeReports(reports);
         const record = {
           topiary: TOPIARY_VERSION,
@@ -128,6 +138,48 @@ export function denseWriter(dtype?: FloatDtype): OutputWriter {
     const torchDtype = dtype ? { F32: "float32", F16: "float16", BF16: "bfloat16" }[dtype] : config.torch_dtype;
     copyModelFiles(sourceDir, outDir, { ...config, torch_dtype: torchDtype ?? "float32" });
   };
+}
+
+export type OutputFormat = "dense" | "compressed-tensors" | CompressedTensorsFormat;
+
+/**
+ * The compressed-tensors layout vLLM and llm-compressor read. "compressed-tensors" picks the
+ * format from the results: pack-quantized when anything is quantized, sparse-24-bitmask when every
+ * pruned linear is 2:4, sparse-bitmask for other sparsity.
+ */
+export function compressedTensorsWriter(format: Exclude<OutputFormat, "dense">, dtype?: FloatDtype): OutputWriter {
+  return ({ outDir, sourceDir, config, source, stores, linears, warn }) => {
+    const latest = (name: string) => [...stores].reverse().find((s) => s.has(name));
+    const compressed = {
+      keys: () => new Set(stores.flatMap((s) => s.names())),
+      get: (name: string) => latest(name)?.get(name),
+    };
+    let f: CompressedTensorsFormat;
+    if (format !== "compressed-tensors") f = format;
+    else if (stores.some((s) => s.names().some((n) => s.isQuantized(n)))) f = "pack-quantized";
+    else f = [...compressed.keys()].every((n) => is24(compressed.get(n)!)) ? "sparse-24-bitmask" : "sparse-bitmask";
+    const report = fillCompressedTensors(outDir, { format: f, sourceModelDir: sourceDir, compressed, weights: source, config, linears, dtype });
+    for (const w of report.warnings) warn(w);
+  };
+}
+
+/** Whether a pruned weight is 2:4 (exactly two zeros in every group of four inputs). */
+function is24(c: CompressedLinear): boolean {
+  const [rows, cols] = c.weight.shape as [number, number];
+  if (!c.mask || cols % 4 !== 0) return false;
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < cols; g += 4) {
+      let kept = 0;
+      for (let j = g; j < g + 4; j++) kept += c.mask[r * cols + j]!;
+      if (kept !== 2) return false;
+    }
+  }
+  return true;
+}
+
+/** The output writer for a --format value. */
+export function writerFor(format: OutputFormat, dtype?: FloatDtype): OutputWriter {
+  return format === "dense" ? denseWriter(dtype) : compressedTensorsWriter(format, dtype);
 }
 
 /** The last stage's report of each linear wins (it describes the final weight). */

@@ -257,6 +257,8 @@ export class SafetensorsModel {
         }
         let f = opened.get(shard);
         if (!f) {
+          // name the index when a listed shard is absent: that is the file a user has to fix
+          if (!fs.existsSync(path.join(dir, shard))) throw new FormatError(index, `weight_map puts "${name}" in ${shard}, which is not in this folder`);
           f = SafetensorsFile.open(path.join(dir, shard));
           opened.set(shard, f);
         }

@@ -39,7 +39,7 @@ export async function gemm(
   const alpha = opts.alpha ?? 1;
   const beta = opts.C ? (opts.beta ?? 1) : 0;
   const withC = opts.C !== undefined;
-  const s = await cachedSession(`kernel:gemm:${ta}${tb}:${alpha}:${beta}:${withC}`, () => gemmGraph(ta, tb, alpha, beta, withC));
+  const s = await cachedSession(`kernel:gemm:${ta}${tb}:${alpha}:${beta}:${withC}`, () => gemmGraph(ta, tb, alpha, beta, withC), { arena: false });
   const feeds = { A: f32(A, aShape), B: f32(B, bShape) } as Record<string, ReturnType<typeof f32>>;
   if (opts.C) {
     const m = ta ? aShape[1] : aShape[0];
@@ -71,7 +71,7 @@ function gramGraph(): Uint8Array {
 /** a·H + b·XᵀX for H [d,d] and X [t,d] (a fresh array; H is not modified). */
 export async function gramAccumulate(H: Float32Array, X: Float32Array, d: number, a: number, b: number): Promise<Float32Array> {
   const t = X.length / d;
-  const s = await cachedSession("kernel:gram", gramGraph);
+  const s = await cachedSession("kernel:gram", gramGraph, { arena: false });
   const out = await s.run(
     { H: f32(H, [d, d]), X: f32(X, [t, d]), a: f32(Float32Array.of(a), [1]), b: f32(Float32Array.of(b), [1]) },
     ["Hout"],

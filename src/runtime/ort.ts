@@ -38,11 +38,16 @@ export class Session {
     readonly key: string,
   ) {}
 
-  static async create(key: string, model: Uint8Array | string): Promise<Session> {
+  /**
+   * `arena: false` for sessions whose tensors are large and few (GEMM kernels): onnxruntime's
+   * CPU arena never returns memory, so a one-off 100 MB GEMM output would stay resident.
+   */
+  static async create(key: string, model: Uint8Array | string, opts: { arena?: boolean } = {}): Promise<Session> {
     const options: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: intraOpThreads(),
       interOpNumThreads: 1,
       graphOptimizationLevel: "all",
+      enableCpuMemArena: opts.arena ?? true,
       executionMode: "sequential",
       // Idle pool threads must not spin: JS work between runs (NLL sums, the SparseGPT column
       // loop) shares the same cores.
@@ -84,10 +89,10 @@ export class Session {
 const cache = new Map<string, Promise<Session>>();
 
 /** The session for `key`, built from `build()` the first time it is asked for. */
-export function cachedSession(key: string, build: () => Uint8Array): Promise<Session> {
+export function cachedSession(key: string, build: () => Uint8Array, opts: { arena?: boolean } = {}): Promise<Session> {
   let s = cache.get(key);
   if (!s) {
-    s = Session.create(key, build());
+    s = Session.create(key, build(), opts);
     cache.set(key, s);
     s.catch(() => cache.delete(key));
   }
