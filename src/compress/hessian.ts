@@ -42,11 +42,13 @@ export class InputStatistics {
     const d = this.width;
     const n1 = this.n + samples;
     if (this.need === "hessian") {
-      this.H = await gramAccumulate(this.H ?? new Float32Array(d * d), X, d, this.n / n1, 2 / n1);
+      this.H ??= new Float32Array(d * d);
+      await gramAccumulate(this.H, X, d, this.n / n1, 2 / n1);
     } else {
       if (!this.sampleGram) {
         const rows = Math.min(ERROR_SAMPLE_TOKENS, X.length / d);
-        this.sampleGram = await gramAccumulate(new Float32Array(d * d), X.subarray(0, rows * d), d, 0, 1);
+        this.sampleGram = new Float32Array(d * d);
+        await gramAccumulate(this.sampleGram, X.subarray(0, rows * d), d, 0, 1);
       }
       const acc = (this.diagSum ??= new Float64Array(d));
       const decay = this.n / n1;

@@ -154,10 +154,8 @@ export function causalMask(P: number, T: number): Float32Array {
 // The decoder-layer graph
 
 function rmsnorm(g: GraphBuilder, x: string, weight: string, eps: number, name?: string): string {
-  // weight · x / sqrt(mean(x²) + eps), as LlamaRMSNorm (float32 throughout)
-  const ms = g.op("ReduceMean", [g.op("Mul", [x, x]), g.constInt64([-1])], { keepdims: 1 });
-  const inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [ms, g.constFloat([eps], [])])])]);
-  return g.op("Mul", [g.op("Mul", [x, inv]), weight], {}, name ? { name } : {});
+  // weight · x / sqrt(mean(x²) + eps), as LlamaRMSNorm (float32 throughout): one fused op
+  return g.op("RMSNormalization", [x, weight], { axis: -1, epsilon: float(eps) }, name ? { name } : {});
 }
 
 function linear(g: GraphBuilder, x: string, weight: string, bias: string | null): string {

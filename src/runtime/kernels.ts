@@ -55,26 +55,65 @@ export function matmul(A: Float32Array, B: Float32Array, m: number, k: number, n
   return gemm(A, [m, k], B, [k, n]);
 }
 
-function gramGraph(): Uint8Array {
-  // Hout = a·H + b·XᵀX. MatMul on Transpose(X) is fused by onnxruntime into one transposed GEMM.
-  const g = new GraphBuilder("gram_accumulate");
-  const H = g.input("H", "float32", ["d", "d"]);
-  const X = g.input("X", "float32", ["t", "d"]);
-  const a = g.input("a", "float32", [1]);
-  const b = g.input("b", "float32", [1]);
-  const xtx = g.op("Gemm", [X, X], { transA: 1 });
-  const out = g.op("Add", [g.op("Mul", [H, a]), g.op("Mul", [xtx, b])]);
-  g.output(out, "Hout", "float32", ["d", "d"]);
+/**
+ * XᵀX is symmetric, so only its upper block triangle is computed: X is split into k column
+ * blocks and X_iᵀX_j is one GEMM for each i ≤ j. With blocks of ~512 columns that is k(k+1)/2 of
+ * k² blocks: 62 % of the work at d = 2048, 55 % at 5632. The blocks are folded into H in JS
+ * (h ← a·h + b·g, mirrored below the diagonal), which measured faster than assembling the full
+ * matrix inside the graph (Transpose + Concat + Mul + Add passes).
+ */
+const GRAM_BLOCK = 512;
+
+function gramSizes(d: number): number[] {
+  const k = Math.max(1, Math.round(d / GRAM_BLOCK));
+  return Array.from({ length: k }, (_, i) => Math.floor(((i + 1) * d) / k) - Math.floor((i * d) / k));
+}
+
+function gramGraph(d: number): Uint8Array {
+  const g = new GraphBuilder("gram_blocks");
+  const X = g.input("X", "float32", ["t", d]);
+  const sizes = gramSizes(d);
+  const k = sizes.length;
+  const parts = k === 1 ? [X] : g.opN("Split", [X, g.constInt64(sizes)], k, { axis: 1 });
+  // X_iᵀ made contiguous once: MatMul(X_iᵀ, X_j) ran ~1.8× faster than Gemm(transA) here
+  const partsT = parts.map((p) => g.op("Transpose", [p], { perm: [1, 0] }));
+  for (let i = 0; i < k; i++) {
+    for (let j = i; j < k; j++) g.output(g.op("MatMul", [partsT[i]!, parts[j]!]), `G_${i}_${j}`, "float32", [sizes[i]!, sizes[j]!]);
+  }
   return g.toBytes();
 }
 
-/** a·H + b·XᵀX for H [d,d] and X [t,d] (a fresh array; H is not modified). */
-export async function gramAccumulate(H: Float32Array, X: Float32Array, d: number, a: number, b: number): Promise<Float32Array> {
+/** H ← a·H + b·XᵀX in place, for H [d,d] (symmetric) and X [t,d]. */
+export async function gramAccumulate(H: Float32Array, X: Float32Array, d: number, a: number, b: number): Promise<void> {
   const t = X.length / d;
-  const s = await cachedSession("kernel:gram", gramGraph, { arena: false });
-  const out = await s.run(
-    { H: f32(H, [d, d]), X: f32(X, [t, d]), a: f32(Float32Array.of(a), [1]), b: f32(Float32Array.of(b), [1]) },
-    ["Hout"],
-  );
-  return out.Hout!.data as Float32Array;
+  const sizes = gramSizes(d);
+  const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((x, y) => x + y, 0));
+  const s = await cachedSession(`kernel:gram:${d}`, () => gramGraph(d), { arena: false });
+  const out = await s.run({ X: f32(X, [t, d]) });
+  for (let i = 0; i < sizes.length; i++) {
+    for (let j = i; j < sizes.length; j++) {
+      const G = out[`G_${i}_${j}`]!.data as Float32Array;
+      const rows = sizes[i]!;
+      const cols = sizes[j]!;
+      const r0 = offsets[i]!;
+      const c0 = offsets[j]!;
+      for (let r = 0; r < rows; r++) {
+        const hRow = (r0 + r) * d + c0;
+        const gRow = r * cols;
+        for (let c = 0; c < cols; c++) H[hRow + c] = a * H[hRow + c]! + b * G[gRow + c]!;
+      }
+      if (i !== j) {
+        // mirror the block below the diagonal
+        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) H[(c0 + c) * d + r0 + r] = H[(r0 + r) * d + c0 + c]!;
+      }
+    }
+  }
+}
+
+/** Floating-point operations gramAccumulate spends in GEMMs for X [t, d]. */
+export function gramFlops(t: number, d: number): number {
+  const sizes = gramSizes(d);
+  let flops = 0;
+  for (let i = 0; i < sizes.length; i++) for (let j = i; j < sizes.length; j++) flops += 2 * t * sizes[i]! * sizes[j]!;
+  return flops;
 }
