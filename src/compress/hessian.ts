@@ -4,7 +4,7 @@
 //   the dead-input fix (H_jj = 0 → H_jj = 1, W[:, j] = 0); dampening λ·mean(diag H); and the
 //   Cholesky retry with a larger λ when H + λI is not numerically positive definite.
 // Linears that read the same input (q/k/v; gate/up) share one accumulator and one Hinv.
-import { gramAccumulate } from "../runtime/kernels.js";
+import { GramAccumulator } from "../runtime/kernels.js";
 import { NotPositiveDefiniteError } from "../tensor/linalg.js";
 import { upperCholeskyOfInverse } from "./cholesky.js";
 import type { InverseFactor, LayerStats, StatsNeed } from "./compressor.js";
@@ -19,7 +19,8 @@ const MAX_DAMPENING_RETRIES = 5;
 export const ERROR_SAMPLE_TOKENS = 2048;
 
 export class InputStatistics {
-  private H: Float32Array | null = null;
+  private gram: GramAccumulator | null = null;
+  private H: Float32Array | null = null; // gram.matrix(), assembled on first use
   private sampleGram: Float32Array | null = null;
   private diagSum: Float64Array | null = null;
   private n = 0;
@@ -42,13 +43,15 @@ export class InputStatistics {
     const d = this.width;
     const n1 = this.n + samples;
     if (this.need === "hessian") {
-      this.H ??= new Float32Array(d * d);
-      await gramAccumulate(this.H, X, d, this.n / n1, 2 / n1);
+      this.gram ??= new GramAccumulator(d);
+      await this.gram.add(X, this.n / n1, 2 / n1);
+      this.H = null;
     } else {
       if (!this.sampleGram) {
         const rows = Math.min(ERROR_SAMPLE_TOKENS, X.length / d);
-        this.sampleGram = new Float32Array(d * d);
-        await gramAccumulate(this.sampleGram, X.subarray(0, rows * d), d, 0, 1);
+        const sample = new GramAccumulator(d);
+        await sample.add(X.subarray(0, rows * d), 0, 1);
+        this.sampleGram = sample.matrix();
       }
       const acc = (this.diagSum ??= new Float64Array(d));
       const decay = this.n / n1;
@@ -78,9 +81,10 @@ export class InputStatistics {
 
   diag(): Float32Array {
     const d = this.width;
-    if (this.H) {
+    if (this.gram) {
+      const H = this.hessian();
       const out = new Float32Array(d);
-      for (let j = 0; j < d; j++) out[j] = this.H[j * d + j]!;
+      for (let j = 0; j < d; j++) out[j] = H[j * d + j]!;
       return out;
     }
     if (this.diagSum) return Float32Array.from(this.diagSum);
@@ -89,11 +93,12 @@ export class InputStatistics {
 
   /** XᵀX up to a constant: H, or for diag-only statistics the Gram of the first tokens. */
   errorGram(): Float32Array {
-    return this.H ?? this.sampleGram ?? this.hessian();
+    return this.gram ? this.hessian() : (this.sampleGram ?? this.hessian());
   }
 
   hessian(): Float32Array {
-    if (!this.H) throw new Error(`no Hessian was collected for ${this.label}`);
+    if (!this.gram) throw new Error(`no Hessian was collected for ${this.label}`);
+    this.H ??= this.gram.matrix();
     return this.H;
   }
 

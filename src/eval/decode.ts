@@ -1,5 +1,5 @@
 // The decoding loop over anything with a KV-cache `step`: topiary's own CausalLM or an exported
-// ONNX folder (eval/onnx-decoder.ts). Same order as eval/generate.ts: one prefill over the prompt,
+// ONNX folder (eval/onnx-decoder.ts): one prefill over the prompt,
 // then one token per step; tokens/s counts the steps after the prefill.
 import { Rng } from "../data/rng.js";
 import type { ModelConfig } from "../models/config.js";

@@ -1,8 +1,8 @@
-// Autoregressive generation with a KV cache: one prefill over the prompt, then one token per step.
-import { Rng } from "../data/rng.js";
-import type { CausalLM } from "../models/model.js";
+// Text in, text out: encode the prompt, run the decoding loop (eval/decode.ts) on any Decoder —
+// topiary's own CausalLM or an exported ONNX folder — and decode the ids back to text.
 import type { TextTokenizer } from "../tokenizer/tokenizer.js";
-import { sampleToken, type SamplingOptions } from "./sampling.js";
+import { decode, type Decoder } from "./decode.js";
+import type { SamplingOptions } from "./sampling.js";
 
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
@@ -16,6 +16,7 @@ export interface GenerateOptions extends SamplingOptions {
 export interface GenerateResult {
   promptIds: number[];
   ids: number[];
+  /** the prompt followed by its continuation */
   text: string;
   prefillSeconds: number;
   decodeSeconds: number;
@@ -23,37 +24,8 @@ export interface GenerateResult {
   tokensPerSecond: number;
 }
 
-export async function generate(model: CausalLM, tok: TextTokenizer, prompt: string, opts: GenerateOptions): Promise<GenerateResult> {
+export async function generate(model: Decoder, tok: TextTokenizer, prompt: string, opts: GenerateOptions): Promise<GenerateResult> {
   const promptIds = tok.encode(prompt);
-  if (promptIds.length === 0) throw new Error("the prompt is empty and the model has no BOS token to start from");
-  const limit = model.config.maxPositions;
-  const maxNew = Math.max(0, Math.min(opts.maxNewTokens, limit - promptIds.length));
-  const stop = new Set(opts.stopIds ?? model.config.eosTokenIds);
-  const rng = new Rng(opts.seed);
-  const V = model.config.vocabSize;
-
-  const t0 = performance.now();
-  let { logits, cache } = await model.step(promptIds, 1, promptIds.length, null);
-  const t1 = performance.now();
-  let row = logits.subarray((promptIds.length - 1) * V, promptIds.length * V);
-  const ids: number[] = [];
-  for (let n = 0; n < maxNew; n++) {
-    const id = sampleToken(row, opts, rng);
-    if (stop.has(id)) break;
-    ids.push(id);
-    opts.onToken?.(id);
-    if (n + 1 === maxNew) break;
-    ({ logits, cache } = await model.step(Int32Array.of(id), 1, 1, cache));
-    row = logits;
-  }
-  const t2 = performance.now();
-  const decodeSeconds = (t2 - t1) / 1000;
-  return {
-    promptIds: Array.from(promptIds),
-    ids,
-    text: tok.decode([...promptIds, ...ids]),
-    prefillSeconds: (t1 - t0) / 1000,
-    decodeSeconds,
-    tokensPerSecond: ids.length > 1 ? (ids.length - 1) / decodeSeconds : 0,
-  };
+  const r = await decode(model, promptIds, opts);
+  return { promptIds: Array.from(promptIds), ...r, text: tok.decode([...promptIds, ...r.ids]) };
 }

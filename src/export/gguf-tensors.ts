@@ -6,8 +6,8 @@
 // and the output-tensor case of `llama_tensor_get_type`):
 //   - 1-D tensors (norms) stay F32;
 //   - the output tensor (output.weight, or token_embd when the LM head is tied to it) is kept at
-//     6–8 bits when the target is smaller: llama.cpp writes Q6_K (Q8_0 when its rows are not whole
-//     256-blocks); we write Q8_0, the nearest type quants.ts packs;
+//     6–8 bits when the target is smaller: Q6_K, or Q8_0 when its rows are not whole 256-blocks
+//     (llama.cpp's Q6_K → Q8_0 fallback), or F16 when they are not whole 32-blocks either;
 //   - any other 2-D weight gets the requested type when its rows (ne[0], the input width) are a
 //     multiple of the type's block size, otherwise it falls back:
 //       Q4_K (block 256) → Q5_0 (block 32) → F16,     Q4_0, Q8_0 (block 32) → F16
@@ -29,7 +29,10 @@ export interface TypeChoice {
 /** Types at least as precise as Q8_0, which the output-tensor rule leaves alone. */
 const HIGH_PRECISION: readonly QuantType[] = [QuantType.F32, QuantType.F16, QuantType.BF16, QuantType.Q8_0];
 
-export const OUTPUT_NOTE = "output tensor (LM head) kept at Q8_0, as llama.cpp keeps it at 6–8 bits";
+/** The note on the output tensor kept at `type` (Q6_K, Q8_0 or F16) by the output-tensor rule. */
+export function outputNote(type: QuantType): string {
+  return `output tensor (LM head) kept at ${QuantType[type]}, as llama.cpp keeps it at 6–8 bits`;
+}
 
 /** Is `name` the tensor llama.cpp multiplies the final hidden state with? */
 export function isOutputTensor(name: string, hasOutput: boolean): boolean {
@@ -43,7 +46,9 @@ export function chooseType(target: PackableType, shape: readonly number[], isOut
   const fits = (t: QuantType) => cols % QUANT_SIZES[t][0] === 0;
   const why = (t: QuantType) => `${cols} columns are not a multiple of ${QuantType[t]}'s block of ${QUANT_SIZES[t][0]}`;
   if (isOutput && !HIGH_PRECISION.includes(target)) {
-    return fits(QuantType.Q8_0) ? { type: QuantType.Q8_0, fallback: null, note: OUTPUT_NOTE } : { type: QuantType.F16, fallback: why(QuantType.Q8_0), note: OUTPUT_NOTE };
+    if (fits(QuantType.Q6_K)) return { type: QuantType.Q6_K, fallback: null, note: outputNote(QuantType.Q6_K) };
+    if (fits(QuantType.Q8_0)) return { type: QuantType.Q8_0, fallback: null, note: outputNote(QuantType.Q8_0) };
+    return { type: QuantType.F16, fallback: why(QuantType.Q8_0), note: outputNote(QuantType.F16) };
   }
   if (fits(target)) return { type: target, fallback: null, note: null };
   if (target === QuantType.Q4_K && fits(QuantType.Q5_0)) return { type: QuantType.Q5_0, fallback: why(target), note: null };

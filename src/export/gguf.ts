@@ -48,7 +48,7 @@ export interface GgufTensorReport {
   type: string;
   /** why it is not the requested type (llama.cpp's fallback rule), or null */
   fallback: string | null;
-  /** other reasons for its type (the output tensor kept at Q8_0), or null */
+  /** other reasons for its type (the output tensor kept at Q6_K or Q8_0), or null */
   note: string | null;
   /** stored from the checkpoint's own integer codes and scales (no re-quantization) */
   fromCodes: boolean;

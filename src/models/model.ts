@@ -222,8 +222,12 @@ export class CausalLM {
     return this.logits(await this.hidden(ids, B, T));
   }
 
-  /** Appends T tokens per sequence to `cache` (created when null) and returns their logits [B·T, V]. */
-  async step(ids: Int32Array, B: number, T: number, cache: KvCache | null): Promise<{ logits: Float32Array; cache: KvCache }> {
+  /**
+   * Appends T tokens per sequence to `cache` (created when null) and returns their logits
+   * [B·T, V] — or only the last `keepLast` positions of each sequence [B·keepLast, V], which
+   * spares the LM head on a long prompt when only the next token matters.
+   */
+  async step(ids: Int32Array, B: number, T: number, cache: KvCache | null, keepLast = T): Promise<{ logits: Float32Array; cache: KvCache }> {
     const next: KvCache = { keys: [], values: [], length: (cache?.length ?? 0) + T };
     let h = this.embed(ids);
     for (let i = 0; i < this.numLayers; i++) {
@@ -234,6 +238,13 @@ export class CausalLM {
       h = r.hidden;
       next.keys.push(r.presentKey!);
       next.values.push(r.presentValue!);
+    }
+    const keep = Math.min(keepLast, T);
+    if (keep < T) {
+      const D = this.config.hiddenSize;
+      const last = new Float32Array(B * keep * D);
+      for (let b = 0; b < B; b++) last.set(h.subarray((b * T + T - keep) * D, (b * T + T) * D), b * keep * D);
+      h = last;
     }
     return { logits: await this.logits(h), cache: next };
   }

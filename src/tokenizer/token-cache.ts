@@ -19,23 +19,73 @@ function cacheDir(): string | null {
   return path.join(base, "topiary", "tokens");
 }
 
-export function cachedTokens(tokenizerKey: string, text: string, encode: () => Int32Array): Int32Array {
-  const dir = text.length >= MIN_CACHED_CHARS ? cacheDir() : null;
-  if (!dir) return encode();
-  const key = crypto.createHash("sha256").update(tokenizerKey).update("\0").update(text).digest("hex");
-  const file = path.join(dir, `${key}.i32`);
+/** A lock older than this belongs to a process that died; it is ignored. */
+const STALE_LOCK_MS = 10 * 60 * 1000;
+const POLL_MS = 100;
+
+function readCached(file: string): Int32Array | null {
   try {
     const buf = fs.readFileSync(file);
     if (buf.byteLength % 4 === 0) return new Int32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
   } catch {
     // not cached yet
   }
-  const ids = encode();
+  return null;
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Takes `<file>.lock` so that concurrent processes (parallel test files, two CLI runs) tokenize a
+ * text once: the others wait for the cache file instead of repeating the work. Returns false when
+ * another process holds a live lock.
+ */
+function tryLock(lock: string): boolean {
+  try {
+    fs.closeSync(fs.openSync(lock, "wx"));
+    return true;
+  } catch {
+    try {
+      if (Date.now() - fs.statSync(lock).mtimeMs > STALE_LOCK_MS) {
+        fs.rmSync(lock, { force: true });
+        return tryLock(lock);
+      }
+    } catch {
+      return tryLock(lock); // the lock vanished between the two calls
+    }
+    return false;
+  }
+}
+
+export function cachedTokens(tokenizerKey: string, text: string, encode: () => Int32Array): Int32Array {
+  const dir = text.length >= MIN_CACHED_CHARS ? cacheDir() : null;
+  if (!dir) return encode();
+  const key = crypto.createHash("sha256").update(tokenizerKey).update("\0").update(text).digest("hex");
+  const file = path.join(dir, `${key}.i32`);
+  const lock = `${file}.lock`;
+  let locked = false;
   try {
     fs.mkdirSync(dir, { recursive: true });
-    writeFileAtomic(file, (fd) => writeAll(fd, new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength)));
+    for (;;) {
+      const cached = readCached(file);
+      if (cached) return cached;
+      if ((locked = tryLock(lock))) break;
+      sleepSync(POLL_MS);
+    }
   } catch {
-    // a read-only or full disk only costs speed
+    // an unwritable cache only costs speed
   }
-  return ids;
+  try {
+    const ids = encode();
+    try {
+      writeFileAtomic(file, (fd) => writeAll(fd, new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength)));
+    } catch {
+      // a read-only or full disk only costs speed
+    }
+    return ids;
+  } finally {
+    if (locked) fs.rmSync(lock, { force: true });
+  }
 }

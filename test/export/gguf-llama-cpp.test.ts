@@ -100,7 +100,7 @@ describe("GGUF in llama.cpp (node-llama-cpp)", { skip }, () => {
     assert.ok(rel < PPL_TOLERANCE, `topiary ${ours.perplexity}, llama.cpp ${theirs.perplexity}`);
   });
 
-  test("q4_k with real Q4_K blocks: stories260K widened to 256 (zero padding), same perplexity in both", async (t) => {
+  test("q4_k with real Q4_K blocks and a Q6_K LM head: stories260K widened to 256 (zero padding), same perplexity in both", async (t) => {
     const wide = widenLlama(model.config, model.weights, 256, 256);
     const wideModel = new CausalLM(wide.config, wide.weights, STORIES);
     const plain = await perplexity(model, ids, { seqlen: SEQLEN, limitWindows: 1 });
@@ -109,7 +109,8 @@ describe("GGUF in llama.cpp (node-llama-cpp)", { skip }, () => {
     const file = path.join(dir, "wide-q4_k.gguf");
     const r = exportGguf({ config: wide.config, weights: wide.weights, dir: STORIES }, { type: "q4_k", out: file, name: "stories260K-wide" });
     const q4k = r.tensors.filter((t) => t.type === "Q4_K").map((t) => t.name);
-    assert.equal(q4k.length, 5 * 6); // q, k, v, gate, up, down; attn_output (64 columns) Q5_0; token_embd (the LM head) Q8_0
+    assert.equal(q4k.length, 5 * 6); // q, k, v, gate, up, down; attn_output (64 columns) Q5_0; token_embd (the LM head) Q6_K
+    assert.equal(r.tensors.find((t) => t.name === "token_embd.weight")!.type, "Q6_K");
     const back = new CausalLM(wide.config, new GgufWeights(GgufFile.open(file)), STORIES);
     const ours = await perplexity(back, ids, { seqlen: SEQLEN, limitWindows: WINDOWS });
     back.close();

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { exportGguf } from "../../src/export/gguf.js";
-import { chooseType, isOutputTensor, OUTPUT_NOTE, permuteRows, unpermuteRows } from "../../src/export/gguf-tensors.js";
+import { chooseType, isOutputTensor, outputNote, permuteRows, unpermuteRows } from "../../src/export/gguf-tensors.js";
 import { llamaVocab } from "../../src/export/gguf-vocab.js";
 import { GgufWeights } from "../../src/export/gguf-weights.js";
 import type { CompressedLinear } from "../../src/compress/types.js";
@@ -29,7 +29,7 @@ describe("GGUF export pieces", () => {
     assert.throws(() => permuteRows(new Float32Array(6), 6, 2), /cannot permute 6 rows into 2 heads of even size/);
   });
 
-  test("type fallback follows llama-quant.cpp: Q4_K → Q5_0 → F16, Q4_0/Q8_0 → F16, norms F32, LM head Q8_0", () => {
+  test("type fallback follows llama-quant.cpp: Q4_K → Q5_0 → F16, Q4_0/Q8_0 → F16, norms F32, LM head Q6_K → Q8_0 → F16", () => {
     const none = { fallback: null, note: null };
     assert.deepEqual(chooseType(QuantType.Q4_K, [64, 512]), { type: QuantType.Q4_K, ...none });
     assert.deepEqual(chooseType(QuantType.Q4_K, [64, 64]), { type: QuantType.Q5_0, fallback: "64 columns are not a multiple of Q4_K's block of 256", note: null });
@@ -38,10 +38,14 @@ describe("GGUF export pieces", () => {
     assert.equal(chooseType(QuantType.Q8_0, [64, 96]).type, QuantType.Q8_0);
     assert.deepEqual(chooseType(QuantType.Q4_0, [64]), { type: QuantType.F32, ...none });
     assert.deepEqual(chooseType(QuantType.F16, [64, 172]), { type: QuantType.F16, ...none });
-    // the output tensor (LM head): llama.cpp's Q6_K/Q8_0, here Q8_0
-    assert.deepEqual(chooseType(QuantType.Q4_0, [512, 64], true), { type: QuantType.Q8_0, fallback: null, note: OUTPUT_NOTE });
-    assert.equal(chooseType(QuantType.Q4_K, [512, 256], true).type, QuantType.Q8_0);
+    // the output tensor (LM head): Q6_K when its rows are whole 256-blocks, else Q8_0, else F16
+    assert.deepEqual(chooseType(QuantType.Q4_0, [512, 256], true), { type: QuantType.Q6_K, fallback: null, note: outputNote(QuantType.Q6_K) });
+    assert.equal(chooseType(QuantType.Q4_K, [512, 2048], true).type, QuantType.Q6_K);
+    assert.deepEqual(chooseType(QuantType.Q4_0, [512, 64], true), { type: QuantType.Q8_0, fallback: null, note: outputNote(QuantType.Q8_0) });
+    assert.equal(chooseType(QuantType.Q4_K, [512, 288], true).type, QuantType.Q8_0);
+    assert.equal(chooseType(QuantType.Q4_0, [512, 72], true).type, QuantType.F16);
     assert.equal(chooseType(QuantType.F16, [512, 64], true).type, QuantType.F16);
+    assert.equal(chooseType(QuantType.Q8_0, [512, 256], true).type, QuantType.Q8_0);
     assert.equal(isOutputTensor("token_embd.weight", false), true);
     assert.equal(isOutputTensor("token_embd.weight", true), false);
   });
@@ -128,7 +132,7 @@ describe("GGUF export of stories260K", needsShared, () => {
     assert.deepEqual(types(q40, /ffn_down/), ["F16"]);
     assert.equal(q40.tensors.find((t) => t.name === "blk.0.ffn_down.weight")!.fallback, "172 columns are not a multiple of Q4_0's block of 32");
     const embd = q40.tensors.find((t) => t.name === "token_embd.weight")!;
-    assert.deepEqual([embd.type, embd.fallback, embd.note], ["Q8_0", null, OUTPUT_NOTE]);
+    assert.deepEqual([embd.type, embd.fallback, embd.note], ["Q8_0", null, outputNote(QuantType.Q8_0)]); // 64 columns: not a whole 256-block
     const q4k = exportGguf(model, { type: "q4_k", out: path.join(dir, "q4_k.gguf") });
     assert.deepEqual(types(q4k, /attn_[qkvo]|ffn_(gate|up)/), ["Q5_0"]); // 64 columns: not a whole 256-block
     assert.deepEqual(types(q4k, /ffn_down/), ["F16"]);

@@ -45,7 +45,8 @@ export class GPTQCompressor implements Compressor {
     if (!stats) throw new Error("gptq needs calibration data (--calib)");
     const o = this.opt;
     const grid = { bits: o.bits, sym: o.sym, mse: o.mse };
-    const perChannel = findParams(W0, grid); // before the dead-input fix, as gptq.py
+    // per channel: params from W before the dead-input fix, as gptq.py (groups compute their own)
+    const perChannel = o.group_size === -1 ? findParams(W0, grid) : undefined;
     const perm = o.act_order ? actOrderPermutation(deadFixedDiag(stats.diag())) : undefined;
     const { hinv, dead } = await stats.inverseFactor({ dampening: o.dampening, perm });
     const W = W0.clone();

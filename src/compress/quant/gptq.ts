@@ -8,9 +8,8 @@
 // Groups (§5 "grouping"): without static groups, a group's (scale, zero) are computed when the
 // loop reaches its first column, from W as it is then — updated by the earlier blocks' lazy
 // updates but not by the current block's in-block updates (the repo reads W, not the block copy).
-import { gemm } from "../../runtime/kernels.js";
 import { Tensor } from "../../tensor/tensor.js";
-import { transpose } from "../prune/sparsegpt.js";
+import { obsColumnLoop, transpose, transposeBytes } from "../obs.js";
 import type { QuantGrid } from "../types.js";
 import { findParams, maxQ, newGrid, quantize, setGroupParams, type GridOptions, type RowParams } from "./grid.js";
 
@@ -58,99 +57,59 @@ export async function gptq(W0: Tensor, Hinv: Float32Array, opt: GPTQOptions, per
   const grid = newGrid(rows, cols, { bits: opt.bits, sym: opt.sym, groupSize: gs, gIdx });
 
   // static groups (and per channel): every group's params before the loop, in natural order
-  const staticParams: RowParams[] = [];
+  const staticParams: RowParams[] = [{ scale: new Float32Array(rows), zero: new Float32Array(rows) }];
   if (!grouped) {
-    const p = perChannel ?? findParams(W0, opt);
-    staticParams.push(p);
-    setGroupParams(grid, 0, p);
+    staticParams[0] = perChannel ?? findParams(W0, opt);
+    setGroupParams(grid, 0, staticParams[0]);
   } else if (opt.staticGroups) {
     for (let g = 0, c0 = 0; c0 < cols; g++, c0 += gs) {
-      staticParams.push(findParams(W0, opt, c0, Math.min(c0 + gs, cols)));
+      staticParams[g] = findParams(W0, opt, c0, Math.min(c0 + gs, cols));
       setGroupParams(grid, g, staticParams[g]!);
     }
   }
 
   // working copy in quantization order, transposed: WT[k] = column order[k] of W
-  const WT = new Float32Array(cols * rows);
-  const W = W0.data;
-  for (let k = 0; k < cols; k++) {
-    const j = order[k]!;
-    for (let r = 0; r < rows; r++) WT[k * rows + r] = W[r * cols + j]!;
-  }
-  const keptT = opt.mask ? new Uint8Array(cols * rows) : null;
-  if (keptT) for (let k = 0; k < cols; k++) for (let r = 0; r < rows; r++) keptT[k * rows + r] = opt.mask![r * cols + order[k]!]!;
+  const WT = permuteRows(transpose(W0.data, rows, cols), rows, perm);
+  const keptT = opt.mask ? permuteRows(transposeBytes(opt.mask, rows, cols), rows, perm) : null;
 
-  const q = new Float32Array(rows);
-  let params: RowParams = staticParams[0] ?? { scale: new Float32Array(rows), zero: new Float32Array(rows) };
-  let loss = 0;
-  for (let i1 = 0; i1 < cols; i1 += opt.blockSize) {
-    const i2 = Math.min(i1 + opt.blockSize, cols);
-    const count = i2 - i1;
-    const blockStart = grouped && !opt.staticGroups ? WT.slice(i1 * rows, i2 * rows) : null; // W before in-block updates
-    const Err1 = new Float32Array(count * rows);
-    for (let i = 0; i < count; i++) {
-      const k = i1 + i;
-      const w = WT.subarray(k * rows, (k + 1) * rows);
-      const d = Hinv[k * cols + k]!;
-
-      if (grouped && !opt.staticGroups && k % gs === 0) {
-        params = findParams(groupColumns(WT, blockStart!, i1, i2, rows, k, Math.min(k + gs, cols)), opt);
-        setGroupParams(grid, k / gs, params);
-      } else if (grouped && opt.staticGroups) {
-        params = staticParams[Math.floor(order[k]! / gs)]!;
+  const dynamicParams = new Map<number, RowParams>(); // group → params, for groups begun this block
+  let lastParams = staticParams[0]!; // a group begun in an earlier block keeps its params
+  const loss = await obsColumnLoop(WT, rows, cols, Hinv, opt.blockSize, {
+    // groups without static params take them from W "as it is" when the loop reaches them: every
+    // earlier block's update applied, none of the current block's — the state at block start
+    blockStart: async (k1, k2, view) => {
+      if (!grouped || opt.staticGroups) return;
+      dynamicParams.clear();
+      for (let g0 = Math.ceil(k1 / gs) * gs; g0 < k2; g0 += gs) {
+        const params = findParams(await view.atBlockStart(g0, Math.min(g0 + gs, cols)), opt);
+        setGroupParams(grid, g0 / gs, params);
+        dynamicParams.set(g0 / gs, params);
       }
-
+    },
+    column: (k, w, q) => {
+      const params = !grouped
+        ? staticParams[0]!
+        : opt.staticGroups
+          ? staticParams[Math.floor(order[k]! / gs)]!
+          : dynamicParams.get(Math.floor(k / gs)) ?? lastParams;
+      lastParams = params;
       for (let r = 0; r < rows; r++) {
         q[r] = keptT && !keptT[k * rows + r] ? 0 : quantize(w[r]!, params.scale[r]!, params.zero[r]!, maxq);
       }
-
-      // OBS update of the block's remaining columns
-      const err = Err1.subarray(i * rows, (i + 1) * rows);
-      for (let r = 0; r < rows; r++) {
-        const e = (w[r]! - q[r]!) / d;
-        err[r] = e;
-        loss += (e * e) / 2;
-      }
-      w.set(q);
-      const hRow = k * cols;
-      for (let c = k + 1; c < i2; c++) {
-        const h = Hinv[hRow + c]!;
-        if (h === 0) continue;
-        const wc = WT.subarray(c * rows, (c + 1) * rows);
-        for (let r = 0; r < rows; r++) wc[r] = wc[r]! - err[r]! * h;
-      }
-    }
-    // lazy batch update of the later columns: one GEMM (see sparsegpt.ts)
-    if (i2 < cols) {
-      const rest = cols - i2;
-      const hBlock = new Float32Array(count * rest);
-      for (let c = 0; c < count; c++) hBlock.set(Hinv.subarray((i1 + c) * cols + i2, (i1 + c + 1) * cols), c * rest);
-      const tail = WT.subarray(i2 * rows);
-      tail.set(await gemm(hBlock, [count, rest], Err1, [count, rows], { transA: true, alpha: -1, C: tail, beta: 1 }));
-    }
-  }
+    },
+  });
 
   // back to [rows, cols] in the original column order
-  const out = new Float32Array(rows * cols);
-  for (let k = 0; k < cols; k++) {
-    const j = order[k]!;
-    for (let r = 0; r < rows; r++) out[r * cols + j] = WT[k * rows + r]!;
-  }
-  return { W: new Tensor(out, [rows, cols]), grid, loss };
+  const inverse = perm ? Int32Array.from(perm.keys()).sort((a, b) => perm[a]! - perm[b]!) : undefined;
+  return { W: new Tensor(transpose(permuteRows(WT, rows, inverse), cols, rows), [rows, cols]), grid, loss };
 }
 
-/**
- * Columns [c0, c1) (in quantization order) as a [rows, c1 − c0] matrix, read as the repo reads
- * `W[:, c0:c1]`: columns of the current block from its start-of-block copy, later ones from WT.
- */
-function groupColumns(WT: Float32Array, blockStart: Float32Array, i1: number, i2: number, rows: number, c0: number, c1: number): Tensor {
-  const width = c1 - c0;
-  const out = new Float32Array(rows * width);
-  for (let c = c0; c < c1; c++) {
-    const src = c < i2 ? blockStart.subarray((c - i1) * rows, (c - i1 + 1) * rows) : WT.subarray(c * rows, (c + 1) * rows);
-    for (let r = 0; r < rows; r++) out[r * width + (c - c0)] = src[r]!;
-  }
-  return new Tensor(out, [rows, width]);
+/** Rows of a [n, width] matrix reordered: out[k] = A[perm[k]] (A itself when perm is absent). */
+function permuteRows<T extends Float32Array | Uint8Array>(A: T, width: number, perm: Int32Array | undefined): T {
+  if (!perm) return A;
+  const out = new (A.constructor as { new (n: number): T })(A.length);
+  for (let k = 0; k < perm.length; k++) out.set(A.subarray(perm[k]! * width, (perm[k]! + 1) * width), k * width);
+  return out;
 }
 
 /** act-order: columns by decreasing H_jj (stable on ties). */

@@ -100,7 +100,7 @@ export const QUANT_SIZES: Readonly<Record<QuantType, readonly [number, number]>>
   [QuantType.Q3_K]: [256, 2 + QK_K / 4 + QK_K / 8 + 12], // d, 2-bit quants, high bits, 6-bit scales
   [QuantType.Q4_K]: [256, 2 + 2 + QK_K / 2 + 12], // d, dmin, 4-bit quants, 8 6-bit scale/min pairs
   [QuantType.Q5_K]: [256, 2 + 2 + QK_K / 2 + QK_K / 8 + 12], // Q4_K + fifth bits
-  [QuantType.Q6_K]: [256, 2 + QK_K / 2 + QK_K / 4 + QK_K / 16], // d, low nibbles, high 2 bits, int8 scales
+  [QuantType.Q6_K]: [256, QK_K / 2 + QK_K / 4 + QK_K / 16 + 2], // low nibbles, high 2 bits, int8 scales, d
   [QuantType.Q8_K]: [256, 4 + QK_K + QK_K / 8], // f32 d, int8 quants, int16 block sums
   [QuantType.IQ2_XXS]: [256, 2 + QK_K / 4],
   [QuantType.IQ2_XS]: [256, 2 + QK_K / 4 + QK_K / 32],

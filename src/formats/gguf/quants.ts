@@ -1,5 +1,5 @@
 // ggml's block formats: pack (quantize) and unpack (dequantize), bit-exact with libggml's reference
-// quantizers `quantize_row_{q8_0,q4_0,q5_0,q4_K}_ref` (ggml/src/ggml-quants.c) and its
+// quantizers `quantize_row_{q8_0,q4_0,q5_0,q4_K,q6_K}_ref` (ggml/src/ggml-quants.c) and its
 // `dequantize_row_*`. The C code works in float32; every float operation here is wrapped in
 // `fr` (Math.fround), which gives the same result: an exact double result rounded once to float32
 // equals the float32 operation for + − × ÷ √ (double has more than 2·24 + 2 bits). The C reference
@@ -13,6 +13,8 @@
 //   Q5_0  [d f16][qh u32][qs u8 × 16]  fifth bits in qh w = d·(q − 16)
 //   Q4_K  [d f16][dmin f16][scales u8 × 12][qs u8 × 128]  per 32-subblock 6-bit sc, m:
 //         w = d·sc·q − dmin·m
+//   Q6_K  [ql u8 × 128][qh u8 × 64][scales int8 × 16][d f16]  per 16-subblock int8 sc, 6-bit q:
+//         w = d·sc·(q − 32), q = low nibble from ql | 2 high bits from qh
 import { floatToHalf, halfToFloat } from "../../tensor/dtype.js";
 import { QK, QK_K, QUANT_SIZES, QuantType } from "./constants.js";
 
@@ -39,7 +41,7 @@ function getHalf(b: Uint8Array, at: number): number {
 }
 
 /** The types this module can pack (F32/F16 are plain conversions). */
-export const PACKABLE = [QuantType.F32, QuantType.F16, QuantType.Q8_0, QuantType.Q4_0, QuantType.Q5_0, QuantType.Q4_K] as const;
+export const PACKABLE = [QuantType.F32, QuantType.F16, QuantType.Q8_0, QuantType.Q4_0, QuantType.Q5_0, QuantType.Q4_K, QuantType.Q6_K] as const;
 export type PackableType = (typeof PACKABLE)[number];
 
 /** Types this module can unpack to float32. */
@@ -294,6 +296,137 @@ function dequantizeBlockQ4_K(b: Uint8Array, p: number, out: Float32Array, o: num
 }
 
 // ---------------------------------------------------------------------------------------------
+// Q6_K: 16 sub-blocks of 16, each with a signed 8-bit multiple of the super-block scale d
+
+/** GROUP_MAX_EPS: a group whose largest magnitude is below it is all zeros. */
+const GROUP_MAX_EPS = fr(1e-15);
+
+/**
+ * make_qx_quants with rmse_type 1 (weights x²) and no importance weights: signed codes
+ * L − nmax ∈ [−nmax, nmax − 1] and the scale minimising Σ x²·(scale·l − x)², trying the
+ * 19 inverse scales −(nmax + 0.1·is) / max, is ∈ [−9, 9], where max is the value of largest
+ * magnitude. Writes L (offset by nmax) and returns the scale.
+ */
+function makeQxQuants(n: number, nmax: number, x: Float32Array, o: number, L: Uint8Array, p: number): number {
+  let max = 0;
+  let amax = 0;
+  for (let i = 0; i < n; i++) {
+    const ax = Math.abs(x[o + i]!);
+    if (ax > amax) {
+      amax = ax;
+      max = x[o + i]!;
+    }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    L.fill(0, p, p + n);
+    return 0;
+  }
+  let iscale = fr(-nmax / max);
+  let sumLX = 0;
+  let sumL2 = 0;
+  for (let i = 0; i < n; i++) {
+    const xi = x[o + i]!;
+    const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(fr(iscale * xi))));
+    L[p + i] = l + nmax;
+    const w = fr(xi * xi);
+    sumLX = fr(sumLX + fr(fr(w * xi) * l));
+    sumL2 = fr(sumL2 + fr(fr(w * l) * l));
+  }
+  let scale = sumL2 ? fr(sumLX / sumL2) : 0;
+  let best = fr(scale * sumLX);
+  for (let is = -9; is <= 9; is++) {
+    if (is === 0) continue;
+    iscale = fr(-fr(nmax + fr(fr(0.1) * is)) / max);
+    sumLX = 0;
+    sumL2 = 0;
+    for (let i = 0; i < n; i++) {
+      const xi = x[o + i]!;
+      const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(fr(iscale * xi))));
+      const w = fr(xi * xi);
+      sumLX = fr(sumLX + fr(fr(w * xi) * l));
+      sumL2 = fr(sumL2 + fr(fr(w * l) * l));
+    }
+    if (sumL2 > 0 && fr(sumLX * sumLX) > fr(best * sumL2)) {
+      for (let i = 0; i < n; i++) L[p + i] = nmax + Math.max(-nmax, Math.min(nmax - 1, nearestInt(fr(iscale * x[o + i]!))));
+      scale = fr(sumLX / sumL2);
+      best = fr(scale * sumLX);
+    }
+  }
+  return scale;
+}
+
+function quantizeBlockQ6_K(x: Float32Array, o: number, y: Uint8Array, p: number, work: Q6KWork): void {
+  const { L, scales } = work;
+  let maxScale = 0;
+  let maxAbsScale = 0;
+  for (let ib = 0; ib < QK_K / 16; ib++) {
+    const scale = makeQxQuants(16, 32, x, o + 16 * ib, L, 16 * ib);
+    scales[ib] = scale;
+    if (Math.abs(scale) > maxAbsScale) {
+      maxAbsScale = Math.abs(scale);
+      maxScale = scale;
+    }
+  }
+  const sc = p + QK_K / 2 + QK_K / 4; // the 16 int8 scales, after ql and qh
+  const dAt = sc + QK_K / 16;
+  if (maxAbsScale < GROUP_MAX_EPS) {
+    y.fill(0, p, dAt + 2);
+    return;
+  }
+  const iscale = fr(-128 / maxScale);
+  putHalf(y, dAt, fr(1 / iscale));
+  for (let ib = 0; ib < QK_K / 16; ib++) y[sc + ib] = Math.min(127, nearestInt(fr(iscale * scales[ib]!))) & 0xff;
+  const dAll = getHalf(y, dAt);
+  for (let j = 0; j < QK_K / 16; j++) {
+    const d = fr(dAll * ((y[sc + j]! << 24) >> 24));
+    if (!d) continue;
+    for (let ii = 0; ii < 16; ii++) {
+      const l = nearestInt(fr(x[o + 16 * j + ii]! / d));
+      L[16 * j + ii] = Math.max(-32, Math.min(31, l)) + 32;
+    }
+  }
+  for (let j = 0; j < QK_K; j += 128) {
+    const ql = p + j / 2;
+    const qh = p + QK_K / 2 + j / 4;
+    for (let l = 0; l < 32; l++) {
+      const q1 = L[j + l]!;
+      const q2 = L[j + l + 32]!;
+      const q3 = L[j + l + 64]!;
+      const q4 = L[j + l + 96]!;
+      y[ql + l] = (q1 & 0x0f) | ((q3 & 0x0f) << 4);
+      y[ql + l + 32] = (q2 & 0x0f) | ((q4 & 0x0f) << 4);
+      y[qh + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+    }
+  }
+}
+
+interface Q6KWork {
+  L: Uint8Array;
+  scales: Float32Array;
+}
+
+function dequantizeBlockQ6_K(b: Uint8Array, p: number, out: Float32Array, o: number): void {
+  const d = getHalf(b, p + QK_K / 2 + QK_K / 4 + QK_K / 16);
+  for (let n = 0; n < QK_K; n += 128) {
+    const ql = p + n / 2;
+    const qh = p + QK_K / 2 + n / 4;
+    const sc = p + QK_K / 2 + QK_K / 4 + n / 16;
+    for (let l = 0; l < 32; l++) {
+      const is = sc + (l >> 4); // sub-blocks is, is + 2, is + 4, is + 6 hold values l, l + 32, l + 64, l + 96
+      const h = b[qh + l]!;
+      const q1 = ((b[ql + l]! & 0x0f) | ((h & 3) << 4)) - 32;
+      const q2 = ((b[ql + l + 32]! & 0x0f) | (((h >> 2) & 3) << 4)) - 32;
+      const q3 = ((b[ql + l]! >> 4) | (((h >> 4) & 3) << 4)) - 32;
+      const q4 = ((b[ql + l + 32]! >> 4) | (((h >> 6) & 3) << 4)) - 32;
+      out[o + n + l] = fr(fr(d * ((b[is]! << 24) >> 24)) * q1);
+      out[o + n + l + 32] = fr(fr(d * ((b[is + 2]! << 24) >> 24)) * q2);
+      out[o + n + l + 64] = fr(fr(d * ((b[is + 4]! << 24) >> 24)) * q3);
+      out[o + n + l + 96] = fr(fr(d * ((b[is + 6]! << 24) >> 24)) * q4);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Whole tensors
 
 /**
@@ -320,11 +453,13 @@ export function quantize(type: PackableType, data: Float32Array, rowLength: numb
     scales: new Float32Array(QK_K / 32),
     mins: new Float32Array(QK_K / 32),
   };
+  const work6: Q6KWork = { L: new Uint8Array(QK_K), scales: new Float32Array(QK_K / 16) };
   for (let b = 0; b < nBlocks; b++) {
     if (type === QuantType.Q8_0) quantizeBlockQ8_0(data, b * block, out, b * bytes);
     else if (type === QuantType.Q4_0) quantizeBlockQ4_0(data, b * block, out, b * bytes);
     else if (type === QuantType.Q5_0) quantizeBlockQ5_0(data, b * block, out, b * bytes);
-    else quantizeBlockQ4_K(data, b * block, out, b * bytes, work);
+    else if (type === QuantType.Q4_K) quantizeBlockQ4_K(data, b * block, out, b * bytes, work);
+    else quantizeBlockQ6_K(data, b * block, out, b * bytes, work6);
   }
   return out;
 }
@@ -362,6 +497,9 @@ export function dequantize(type: QuantType, bytes: Uint8Array): Float32Array {
         break;
       case QuantType.Q4_K:
         dequantizeBlockQ4_K(bytes, p, out, o);
+        break;
+      case QuantType.Q6_K:
+        dequantizeBlockQ6_K(bytes, p, out, o);
         break;
       default:
         throw new Error(`unpacking ${QuantType[type] ?? `type ${type}`} is not supported (supported: ${UNPACKABLE.map((t) => QuantType[t]).join(", ")})`);

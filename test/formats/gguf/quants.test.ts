@@ -10,7 +10,7 @@ import { REPO, tempDir } from "../../helpers.js";
 
 const FIXTURES = path.join(import.meta.dirname, "fixtures");
 const LIBGGML = path.join(REPO, "node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so");
-const TYPES: Record<string, PackableType> = { q8_0: QuantType.Q8_0, q4_0: QuantType.Q4_0, q5_0: QuantType.Q5_0, q4_K: QuantType.Q4_K };
+const TYPES: Record<string, PackableType> = { q8_0: QuantType.Q8_0, q4_0: QuantType.Q4_0, q5_0: QuantType.Q5_0, q4_K: QuantType.Q4_K, q6_K: QuantType.Q6_K };
 
 interface Case {
   kind: number;
@@ -94,6 +94,19 @@ describe("GGUF quants by hand", () => {
     const maxErr = Math.max(...back.map((v, j) => Math.abs(v - x[j]!)));
     assert.ok(maxErr < 0.2 / 15, `max error ${maxErr}`);
     assert.equal(quantize(QuantType.Q4_K, x, 256).length, QUANT_SIZES[QuantType.Q4_K][1]);
+  });
+
+  test("Q6_K: a row on the grid d·sc·(q − 32) comes back exactly; ql, qh, int8 scales, then d", () => {
+    // sub-block j (16 values): c·(j + 1)/64 for c = −32, −28, …, 28; the largest scale 16/64 → sc −128
+    const x = new Float32Array(256).map((_, i) => ((-32 + 4 * (i % 16)) * ((i >> 4) + 1)) / 64);
+    const b = quantize(QuantType.Q6_K, x, 256);
+    assert.equal(b.length, 128 + 64 + 16 + 2);
+    assert.deepEqual([...new Int8Array(b.buffer, 192, 16)], Array.from({ length: 16 }, (_, j) => -8 * (j + 1)));
+    assert.equal(halfToFloat(b[208]! | (b[209]! << 8)), -1 / 512); // d = −max scale / 128
+    assert.deepEqual([...dequantize(QuantType.Q6_K, b)], [...x]);
+    const z = quantize(QuantType.Q6_K, new Float32Array(256), 256);
+    assert.ok(z.every((v) => v === 0));
+    assert.ok(dequantize(QuantType.Q6_K, z).every((v) => v === 0));
   });
 
   test("F16 and F32 round trip; F16 rounds to nearest even; BF16 unpacks", () => {
