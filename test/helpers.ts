@@ -32,3 +32,29 @@ export function referenceResults(): {
 } {
   return JSON.parse(fs.readFileSync(path.join(REFERENCE, "reference.json"), "utf8"));
 }
+
+/**
+ * A Llama model folder with random weights (src/models/synthetic.ts), float32 safetensors and a
+ * config.json; no tokenizer. `hidden` sets the widths: heads of 64, SwiGLU of ⌊8·hidden/3⌋.
+ */
+export async function syntheticFolder(hidden: number, layers: number, vocab = 512): Promise<{ dir: string; layerBytes: number }> {
+  const { writeDenseSafetensors } = await import("../src/formats/hf-folder.js");
+  const { syntheticModel } = await import("../src/models/synthetic.js");
+  const dir = path.join(tempDir(), `synthetic-h${hidden}-l${layers}`);
+  fs.mkdirSync(dir);
+  const shape = {
+    hidden_size: hidden,
+    intermediate_size: Math.round((hidden * 8) / 3),
+    num_hidden_layers: layers,
+    num_attention_heads: hidden / 64,
+    num_key_value_heads: hidden / 64,
+    vocab_size: vocab,
+    max_position_embeddings: 512,
+    bos_token_id: 1,
+    eos_token_id: 2,
+  };
+  writeDenseSafetensors(dir, syntheticModel(shape, 1).weights, () => "F32");
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ architectures: ["LlamaForCausalLM"], model_type: "llama", ...shape }));
+  const F = shape.intermediate_size;
+  return { dir, layerBytes: (4 * hidden * hidden + 3 * hidden * F) * 4 };
+}

@@ -27,6 +27,10 @@ export function parseRecipe(text: string, file: string): Stage[] {
     throw new FormatError(file, `not valid ${file.endsWith(".json") ? "JSON" : "YAML"} (${(e as Error).message.split("\n")[0]})`);
   }
   if (Array.isArray(data)) data = { stages: data };
+  if (typeof data === "object" && data !== null) {
+    const unknown = Object.keys(data).filter((k) => k !== "stages");
+    if (unknown.length > 0) throw new FormatError(file, `unknown key "${unknown[0]}" (a recipe is \`stages:\` followed by a list of stages)`);
+  }
   const parsed = recipeSchema.safeParse(data);
   if (!parsed.success) throw new FormatError(file, describeZodError(parsed.error));
   return parsed.data.stages.map((raw, i) => {

@@ -122,7 +122,7 @@ export function llamaVocab(dir: string, vocabSize: number, fallbackIds: { bos: n
     else if (type !== TokenType.NORMAL) scores[id] = 0;
     else if (Number.isNaN(scores[id]!)) scores[id] = nextCharScore--;
   }
-  const padded = tokens.map((t, id) => t ?? `[PAD${id - n + 1}]`);
+  const padded = Array.from(tokens, (t, id) => t ?? `[PAD${id - n + 1}]`); // map() would skip the holes
 
   const special = (key: string, fallback: number | null): number | null => {
     const name = tokenContent(config[key]);

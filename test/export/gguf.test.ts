@@ -73,6 +73,11 @@ describe("GGUF export of stories260K", needsShared, () => {
       p += 8 + bin.readInt32LE(p + 4);
     }
     assert.deepEqual(v.scores.map((s) => (Object.is(s, -0) ? 0 : s)), original.map((s) => (Object.is(s, -0) ? 0 : s)));
+    // a config vocab_size beyond the tokenizer's: "[PADn]" rows, UNUSED, as convert_hf_to_gguf.py pads
+    const wide = llamaVocab(STORIES, 515, { bos: 1, eos: 2 });
+    assert.deepEqual(wide.tokens.slice(512), ["[PAD1]", "[PAD2]", "[PAD3]"]);
+    assert.deepEqual(wide.types.slice(512), [TokenType.UNUSED, TokenType.UNUSED, TokenType.UNUSED]);
+    assert.deepEqual(wide.scores.slice(512), [-1000, -1000, -1000]);
   });
 
   test("f32: llama metadata, llama.cpp names, tied head left out, q/k permuted, weights read back exactly", () => {
