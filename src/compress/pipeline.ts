@@ -14,7 +14,6 @@ import { CAPTURE_WIDTH, TRUE_SEQUENTIAL_GROUPS, type CaptureName } from "../mode
 import type { CausalLM, LayerWeights } from "../models/model.js";
 import { gemm } from "../runtime/kernels.js";
 import { assertFinite, Tensor } from "../tensor/tensor.js";
-import type { StatsNeed } from "./compressor.js";
 import { InputStatistics } from "./hessian.js";
 import { stageTargets, type Stage } from "./registry.js";
 import type { CompressedStore } from "./store.js";
@@ -52,8 +51,6 @@ export interface PipelineOptions {
   /** numerical fallbacks and other notes for the user */
   warn?: (message: string) => void;
 }
-
-const NEED_RANK: Record<StatsNeed, number> = { none: 0, diag: 1, hessian: 2 };
 
 /** Tokens per forward run of the calibration batch: big enough to keep GEMMs efficient. */
 const TOKENS_PER_RUN = 8192;

@@ -13,7 +13,7 @@
 //       Q4_K (block 256) → Q5_0 (block 32) → F16,     Q4_0, Q8_0 (block 32) → F16
 //     (llama.cpp defines no fallback for Q4_0/Q8_0 and stops; its last resort for every type is
 //     F16, which we take instead of stopping).
-import { groupOf, type QuantGrid } from "../compress/types.js";
+import { groupOf, type QuantGrid } from "../formats/compressed-linear.js";
 import { QK, QUANT_SIZES, QuantType } from "../formats/gguf/constants.js";
 import { packCodes, type PackableType } from "../formats/gguf/quants.js";
 import { floatToHalf, halfToFloat } from "../tensor/dtype.js";

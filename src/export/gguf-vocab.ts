@@ -19,7 +19,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { FormatError } from "../formats/errors.js";
 import { TokenType } from "../formats/gguf/constants.js";
-import { readJsonFile } from "../models/config.js";
+import { readJsonFile } from "../formats/json.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 
 export interface GgufVocab {

@@ -10,7 +10,7 @@
 // round-to-nearest on export (`quantize`). The folder appears whole or not at all.
 import fs from "node:fs";
 import path from "node:path";
-import type { QuantGrid } from "../compress/types.js";
+import type { QuantGrid } from "../formats/compressed-linear.js";
 import { writeAll, writeDirAtomic } from "../formats/atomic.js";
 import { quantizeToCodes, rtnQuantize } from "../compress/quant/grid.js";
 import { blockSizeFor, MATMULNBITS_BITS, packMatMulNBits } from "../formats/onnx/matmulnbits.js";

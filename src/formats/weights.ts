@@ -1,7 +1,7 @@
 // WeightSource: where a model's float32 weights come from. The model and the pipeline only see
 // this interface, so a plain checkpoint, a compressed-tensors checkpoint (dequantized on read) and
 // an in-memory overlay of freshly compressed weights all run the same forward.
-import type { QuantGrid } from "../compress/types.js";
+import type { QuantGrid } from "./compressed-linear.js";
 import { FormatError } from "./errors.js";
 import { SafetensorsModel } from "./safetensors.js";
 

@@ -1,10 +1,10 @@
 // config.json → a typed, validated model configuration. One field per line, with its meaning.
 // Families that differ from Llama only in details (Mistral, Qwen2) express them as fields here
 // (qkvBias, slidingWindow), not as subclasses: see models/registry.ts.
-import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { FormatError } from "../formats/errors.js";
+import { readJsonFile } from "../formats/json.js";
 
 const tokenIds = z.union([z.number().int(), z.array(z.number().int())]).nullish();
 
@@ -94,21 +94,6 @@ export function describeZodError(err: z.ZodError): string {
   const where = issue.path.length ? `field "${issue.path.join(".")}"` : "value";
   const missing = issue.code === "invalid_type" && /received undefined/.test(issue.message);
   return missing ? `${where} is missing` : `${where}: ${issue.message}`;
-}
-
-export function readJsonFile(file: string, what: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new FormatError(file, code === "ENOENT" ? `missing (${what})` : `cannot read (${code})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(file, `not valid JSON (${(e as Error).message})`);
-  }
 }
 
 export function readRawConfig(dir: string): { file: string; json: Record<string, unknown> } {

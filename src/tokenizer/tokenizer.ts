@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { FormatError } from "../formats/errors.js";
-import { readJsonFile } from "../models/config.js";
+import { readJsonFile } from "../formats/json.js";
 import { cachedTokens } from "./token-cache.js";
 
 export class TextTokenizer {

@@ -16,9 +16,11 @@
 // cannot be bit-exact with torch is the optional MSE search's error sum (torch sums |q−x|^2.4 in
 // float32 in its own vectorised order; we sum in float64), which can flip the chosen shrink factor
 // only when two candidates' errors agree to float32 rounding.
-import type { QuantGrid } from "../types.js";
-import { groupCount, groupOf } from "../types.js";
+import { dequantize, gridGroups, groupCount, maxQ, quantize, quantizeCode, quantizeToCodes, roundHalfEven, type QuantGrid } from "../../formats/compressed-linear.js";
 import { Tensor } from "../../tensor/tensor.js";
+
+// the grid arithmetic itself lives with the formats that store codes; re-exported for callers here
+export { dequantize, maxQ, quantize, quantizeCode, quantizeToCodes, roundHalfEven };
 
 export interface GridOptions {
   /** bits per weight, 1..8 (the reference runs use 2, 3, 4, 8) */
@@ -41,28 +43,6 @@ const MSE_NORM = 2.4;
 const MSE_NORM_F32 = Math.fround(MSE_NORM);
 const MSE_GRID = 100;
 const MSE_MAXSHRINK = 0.8;
-
-export function maxQ(bits: number): number {
-  if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw new Error(`quantization bits must be an integer in 1..8, got ${bits}`);
-  return 2 ** bits - 1;
-}
-
-/** torch.round: half to even. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x); // half up
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** The reference `quantize(x, scale, zero, maxq)` for one value (float32 arithmetic). */
-export function quantize(x: number, scale: number, zero: number, maxq: number): number {
-  const q = Math.min(Math.max(roundHalfEven(Math.fround(x / scale)) + zero, 0), maxq);
-  return Math.fround(scale * (q - zero));
-}
-
-/** The integer code clamp(round(w / scale) + zero, 0, maxq) of one value. */
-export function quantizeCode(x: number, scale: number, zero: number, maxq: number): number {
-  return Math.min(Math.max(roundHalfEven(Math.fround(x / scale)) + zero, 0), maxq);
-}
 
 /**
  * `find_params` over columns [c0, c1) of a [rows, cols] matrix: one (scale, zero) per row.
@@ -218,15 +198,6 @@ export function newGrid(
   return grid;
 }
 
-/** Number of groups (columns of `scale`) of a grid over `rows` output rows. */
-function gridGroups(grid: QuantGrid, rows: number): number {
-  const groups = grid.scale.length / rows;
-  if (!Number.isInteger(groups) || grid.zero.length !== grid.scale.length) {
-    throw new Error(`quant grid: scale has ${grid.scale.length} entries, zero ${grid.zero.length}, for ${rows} rows`);
-  }
-  return groups;
-}
-
 /** Stores `params` as group g's column of grid.scale / grid.zero ([rows, groups]). */
 export function setGroupParams(grid: QuantGrid, g: number, params: RowParams): void {
   const rows = params.scale.length;
@@ -284,37 +255,3 @@ export function rtnQuantize(W: Tensor, opt: RtnOptions): QuantizedWeight {
   return { weight: new Tensor(out, [rows, cols]), quant: grid };
 }
 
-/** Integer codes [rows·cols] of W on `grid`: clamp(round(w / scale) + zero, 0, maxq). */
-export function quantizeToCodes(W: Tensor, grid: QuantGrid): Uint8Array {
-  const rows = W.rows;
-  const cols = W.cols;
-  const groups = gridGroups(grid, rows);
-  const maxq = maxQ(grid.bits);
-  const codes = new Uint8Array(rows * cols);
-  for (let j = 0; j < cols; j++) {
-    const g = groupOf(grid, j);
-    if (g >= groups) throw new Error(`quantizeToCodes: column ${j} is in group ${g}, the grid has ${groups}`);
-    for (let r = 0; r < rows; r++) {
-      const k = r * groups + g;
-      codes[r * cols + j] = quantizeCode(W.data[r * cols + j]!, grid.scale[k]!, grid.zero[k]!, maxq);
-    }
-  }
-  return codes;
-}
-
-/** Values [rows·cols] of `codes` on `grid`: scale · (code − zero), in float32. */
-export function dequantize(codes: Uint8Array, grid: QuantGrid, cols: number): Float32Array {
-  const rows = codes.length / cols;
-  if (!Number.isInteger(rows)) throw new Error(`dequantize: ${codes.length} codes do not fill rows of ${cols} columns`);
-  const groups = gridGroups(grid, rows);
-  const out = new Float32Array(codes.length);
-  for (let j = 0; j < cols; j++) {
-    const g = groupOf(grid, j);
-    if (g >= groups) throw new Error(`dequantize: column ${j} is in group ${g}, the grid has ${groups}`);
-    for (let r = 0; r < rows; r++) {
-      const k = r * groups + g;
-      out[r * cols + j] = Math.fround(grid.scale[k]! * (codes[r * cols + j]! - grid.zero[k]!));
-    }
-  }
-  return out;
-}

@@ -6,9 +6,8 @@
 //     (older writers) are both read; 3/5/6/7-bit codes use the word-aligned layout for files written
 //     by compressed-tensors < 0.18, the dense one from 0.18 on (pack.ts).
 //   sparse-bitmask / sparse-24-bitmask: values scattered back through the bitmask.
-import { dequantize } from "../../compress/quant/grid.js";
-import { packedWords, unpackInt32, type PackLayout } from "../../compress/quant/pack.js";
-import type { QuantGrid } from "../../compress/types.js";
+import { type QuantGrid, dequantize } from "../compressed-linear.js";
+import { packedWords, unpackInt32, type PackLayout } from "../pack.js";
 import { floatArrayToBf16, floatArrayToHalf, bf16ArrayToFloat, halfArrayToFloat } from "../../tensor/dtype.js";
 import { FormatError } from "../errors.js";
 import { bytesToFloat32, SafetensorsModel, type TensorInfo } from "../safetensors.js";

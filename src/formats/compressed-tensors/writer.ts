@@ -20,9 +20,8 @@
 // model.safetensors is streamed one tensor at a time; `compressed.get` is called twice per linear.
 import fs from "node:fs";
 import path from "node:path";
-import { dequantize, maxQ, quantizeToCodes } from "../../compress/quant/grid.js";
-import { packedWords, packInt32 } from "../../compress/quant/pack.js";
-import type { CompressedLinear, QuantGrid } from "../../compress/types.js";
+import { type CompressedLinear, type QuantGrid, dequantize, maxQ, quantizeToCodes } from "../compressed-linear.js";
+import { packedWords, packInt32 } from "../pack.js";
 import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from "../../tensor/dtype.js";
 import { numel } from "../../tensor/tensor.js";
 import { writeDirAtomic } from "../atomic.js";

@@ -8,8 +8,7 @@
 // kBlocks = ceil(K / blockSize): a K that is not a multiple of the block size is padded (the
 // quantizer zero-pads the weight); topiary pads with the block's zero point, i.e. weight 0.
 // blockSize is a power of two ≥ 16 (checked by the kernel).
-import type { QuantGrid } from "../../compress/types.js";
-import { groupCount, groupOf } from "../../compress/types.js";
+import { type QuantGrid, groupCount, groupOf } from "../compressed-linear.js";
 
 /** Bit widths whose codes pack whole into bytes (what the CPU kernel implements). */
 export const MATMULNBITS_BITS = [2, 4, 8] as const;

@@ -4,7 +4,7 @@
 // the 4- and 8-bit matrices are the inputs of its tests test_repack_4bit / test_repack_8bit.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { packedWords, packInt32, unpackInt32, type PackLayout } from "../../../src/compress/quant/pack.js";
+import { packedWords, packInt32, unpackInt32, type PackLayout } from "../../src/formats/pack.js";
 
 interface Vector {
   label: string;
