@@ -12,6 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CHOLESKY_BASE } from "../src/compress/cholesky.js";
+import type { Compressor } from "../src/compress/compressor.js";
 import { InputStatistics } from "../src/compress/hessian.js";
 import { Rng } from "../src/data/rng.js";
 import { gramFlops } from "../src/runtime/kernels.js";
@@ -163,4 +164,53 @@ export async function warmUp(layer: (nsamples: number) => Promise<unknown>): Pro
   const t0 = performance.now();
   await layer(8);
   console.log(`(warm-up layer: ${fmt((performance.now() - t0) / 1000)} s, not counted)`);
+}
+
+export interface LayerTiming {
+  /** seconds and FLOPs of each stage */
+  hessian: { seconds: number; flops: number };
+  factorisation: { seconds: number; flops: number };
+  loop: { seconds: number; flops: number };
+  total: { seconds: number; flops: number };
+}
+
+/**
+ * One layer through `compressor`, timed by stage and printed as it goes: after a warm-up layer,
+ * Hessians over nsamples × 512 tokens, one Hinv per input (linears sharing an input share it),
+ * then the column loop of each linear (its Hinv already memoised).
+ */
+export async function timeLayer(compressor: Compressor, nsamples: number): Promise<LayerTiming> {
+  const weights = randomWeights();
+  await warmUp(async (n) => {
+    const w = await accumulateHessians(n, 2);
+    for (const l of LINEARS) await compressor.compress(l.name, weights.get(l.name)!, w.stats.get(l.input)!.view(l.name, () => {}));
+  });
+  const h = await accumulateHessians(nsamples);
+  console.log(`Hessians (3 inputs, ${nsamples} × 512 tokens): ${fmt(h.seconds)} s, ${fmt(h.flops / h.seconds / 1e9, 1)} GFLOP/s`);
+
+  const factorisation = { seconds: 0, flops: 0 };
+  for (const s of h.stats.values()) {
+    const t0 = performance.now();
+    await s.inverseFactor({ dampening: 0.01 }, () => {});
+    factorisation.seconds += (performance.now() - t0) / 1000;
+    factorisation.flops += factorFlops(s.width);
+  }
+  console.log(`Hinv (3 factorisations): ${fmt(factorisation.seconds)} s, ${fmt(factorisation.flops / factorisation.seconds / 1e9, 1)} GFLOP/s`);
+
+  const loop = { seconds: 0, flops: 0 };
+  for (const l of LINEARS) {
+    const t0 = performance.now();
+    await compressor.compress(l.name, weights.get(l.name)!, h.stats.get(l.input)!.view(l.name, () => {}));
+    const dt = (performance.now() - t0) / 1000;
+    loop.seconds += dt;
+    loop.flops += columnLoopFlops(l.out, l.in);
+    console.log(`  ${l.name.padEnd(18)} ${l.out}×${l.in}: ${fmt(dt)} s`);
+  }
+  console.log(`column loop (7 linears): ${fmt(loop.seconds)} s, ${fmt(loop.flops / loop.seconds / 1e9, 1)} GFLOP/s`);
+  const hessian = { seconds: h.seconds, flops: h.flops };
+  const total = {
+    seconds: hessian.seconds + factorisation.seconds + loop.seconds,
+    flops: hessian.flops + factorisation.flops + loop.flops,
+  };
+  return { hessian, factorisation, loop, total };
 }

@@ -3,53 +3,18 @@
 // GFLOP/s against a plain onnxruntime MatMul in the same run, and — when /usr/bin/python3 has
 // torch — the ratio to the reference code (perf_reference.py) on the same shape, same run.
 //
-//   npx tsx bench/prune.ts [--nsamples 128]
+//   npm run bench:prune [-- --nsamples 128]
 import { SparseGPTCompressor } from "../src/compress/prune/compressors.js";
-import { LINEARS, accumulateHessians, warmUp, columnLoopFlops, factorFlops, fmt, matmulRate, randomWeights, referenceTiming } from "./layer-workload.js";
+import { fmt, matmulRate, referenceTiming, timeLayer } from "./layer-workload.js";
 
 const nsamples = Number(process.argv[process.argv.indexOf("--nsamples") + 1]) || 128;
 
 const rate = await matmulRate();
 console.log(`plain onnxruntime MatMul 2048³: ${fmt(rate, 1)} GFLOP/s`);
-
-const weights = randomWeights();
-const compressor = new SparseGPTCompressor({ sparsity: 0.5, pattern: "unstructured", blocksize: 128, dampening: 0.01 });
-await warmUp(async (n) => {
-  const w = await accumulateHessians(n, 2);
-  for (const l of LINEARS) await compressor.compress(l.name, weights.get(l.name)!, w.stats.get(l.input)!.view(l.name, () => {}));
-});
-const h = await accumulateHessians(nsamples);
-console.log(`Hessians (3 inputs, ${nsamples} × 512 tokens): ${fmt(h.seconds)} s, ${fmt(h.flops / h.seconds / 1e9, 1)} GFLOP/s`);
-
-// factorisation: one Hinv per input (linears sharing an input share it)
-let factorSeconds = 0;
-let factorFlopCount = 0;
-for (const [name, s] of h.stats) {
-  const t0 = performance.now();
-  await s.inverseFactor({ dampening: 0.01 }, () => {});
-  factorSeconds += (performance.now() - t0) / 1000;
-  factorFlopCount += factorFlops(s.width);
-  void name;
-}
-console.log(`Hinv (3 factorisations): ${fmt(factorSeconds)} s, ${fmt(factorFlopCount / factorSeconds / 1e9, 1)} GFLOP/s`);
-
-let loopSeconds = 0;
-let loopFlops = 0;
-for (const l of LINEARS) {
-  const stats = h.stats.get(l.input)!.view(l.name, () => {});
-  const t0 = performance.now();
-  await compressor.compress(l.name, weights.get(l.name)!, stats); // Hinv is memoised: this is the loop
-  const dt = (performance.now() - t0) / 1000;
-  loopSeconds += dt;
-  loopFlops += columnLoopFlops(l.out, l.in);
-  console.log(`  ${l.name.padEnd(18)} ${l.out}×${l.in}: ${fmt(dt)} s`);
-}
-console.log(`column loop (7 linears): ${fmt(loopSeconds)} s, ${fmt(loopFlops / loopSeconds / 1e9, 1)} GFLOP/s`);
-
-const total = h.seconds + factorSeconds + loopSeconds;
-const flops = h.flops + factorFlopCount + loopFlops;
-console.log(`\ntopiary SparseGPT layer: ${fmt(total)} s = Hessian ${fmt(h.seconds)} + factorisation ${fmt(factorSeconds)} + column loop ${fmt(loopSeconds)}`);
-console.log(`overall ${fmt(flops / total / 1e9, 1)} GFLOP/s = ${fmt(flops / total / 1e9 / rate)} × the MatMul rate (target ≥ 0.50)`);
+const t = await timeLayer(new SparseGPTCompressor({ sparsity: 0.5, pattern: "unstructured", blocksize: 128, dampening: 0.01 }), nsamples);
+const gflops = t.total.flops / t.total.seconds / 1e9;
+console.log(`\ntopiary SparseGPT layer: ${fmt(t.total.seconds)} s = Hessian ${fmt(t.hessian.seconds)} + factorisation ${fmt(t.factorisation.seconds)} + column loop ${fmt(t.loop.seconds)}`);
+console.log(`overall ${fmt(gflops, 1)} GFLOP/s = ${fmt(gflops / rate)} × the MatMul rate (target ≥ 0.50)`);
 
 const ref = referenceTiming(nsamples);
 if (typeof ref === "string") {
@@ -59,5 +24,5 @@ if (typeof ref === "string") {
   console.log(
     `reference code (torch, ${ref.threads} thread(s), MatMul ${fmt(ref.matmulGflops, 1)} GFLOP/s): add_batch ${fmt(ref.addBatch)} s + fasterprune ${fmt(ref.sparsegpt)} s = ${fmt(refTotal)} s`,
   );
-  console.log(`topiary / reference wall time: ${fmt(total / refTotal)} (target ≤ 0.50)`);
+  console.log(`topiary / reference wall time, Hessian accumulation + SparseGPT: ${fmt(t.total.seconds / refTotal)} (target ≤ 0.50)`);
 }

@@ -2,12 +2,11 @@
 import { Command, CommanderError } from "commander";
 import { registerEval } from "./commands/eval.js";
 import { registerExport } from "./commands/export.js";
-import { registerGenerate } from "./commands/generate.js";
+import { registerGenerate, registerRun } from "./commands/decode.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerPrune } from "./commands/prune.js";
 import { registerQuantize } from "./commands/quantize.js";
 import { registerCompress } from "./commands/compress.js";
-import { registerRun } from "./commands/run.js";
 import { reportAndExit } from "./errors.js";
 
 const program = new Command("topiary")

@@ -14,7 +14,8 @@ import type { QuantGrid } from "../formats/compressed-linear.js";
 import { writeAll, writeDirAtomic } from "../formats/atomic.js";
 import { quantizeToCodes, rtnQuantize } from "../compress/quant/grid.js";
 import { blockSizeFor, MATMULNBITS_BITS, packMatMulNBits } from "../formats/onnx/matmulnbits.js";
-import { COPIED_FILES, externalDataName, modelFileName, MS_DOMAIN, ONNX_SUBFOLDER, type ExportDtype } from "../formats/onnx/names.js";
+import { AUX_FILES } from "../formats/hf-folder.js";
+import { externalDataName, modelFileName, MS_DOMAIN, ONNX_SUBFOLDER, type ExportDtype } from "../formats/onnx/names.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { ModelConfig } from "../models/config.js";
 import { EMBED_TOKENS, layerPrefix, linearSpecs, LM_HEAD, OPSET } from "../models/llama.js";
@@ -329,7 +330,7 @@ function writeConfigFiles(dir: string, config: ModelConfig, sourceDir: string | 
   raw["transformers.js_config"] = jsConfig;
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(raw, null, 2) + "\n");
   if (!sourceDir) return;
-  for (const name of COPIED_FILES) {
+  for (const name of AUX_FILES) {
     const src = path.join(sourceDir, name);
     if (!fs.existsSync(src)) continue;
     fs.copyFileSync(src, path.join(dir, name));

@@ -58,12 +58,3 @@ export const DIM = {
 /** ONNX domain of onnxruntime's contrib ops (MatMulNBits). */
 export const MS_DOMAIN = "com.microsoft";
 
-/** Files copied from the source folder beside the export, when present. */
-export const COPIED_FILES = [
-  "generation_config.json",
-  "tokenizer.json",
-  "tokenizer_config.json",
-  "special_tokens_map.json",
-  "tokenizer.model",
-  "chat_template.jinja",
-] as const;
