@@ -9,9 +9,10 @@ import { fmt, matmulRate, referenceTiming, timeLayer } from "./layer-workload.js
 
 const nsamples = Number(process.argv[process.argv.indexOf("--nsamples") + 1]) || 128;
 
-const rate = await matmulRate();
-console.log(`plain onnxruntime MatMul 2048³: ${fmt(rate, 1)} GFLOP/s`);
+const before = await matmulRate();
 const t = await timeLayer(new SparseGPTCompressor({ sparsity: 0.5, pattern: "unstructured", blocksize: 128, dampening: 0.01 }), nsamples);
+const rate = Math.max(before, await matmulRate());
+console.log(`plain onnxruntime MatMul 2048³: ${fmt(rate, 1)} GFLOP/s (best of a run before and a run after the layer)`);
 const gflops = t.total.flops / t.total.seconds / 1e9;
 console.log(`\ntopiary SparseGPT layer: ${fmt(t.total.seconds)} s = Hessian ${fmt(t.hessian.seconds)} + factorisation ${fmt(t.factorisation.seconds)} + column loop ${fmt(t.loop.seconds)}`);
 console.log(`overall ${fmt(gflops, 1)} GFLOP/s = ${fmt(gflops / rate)} × the MatMul rate (target ≥ 0.50)`);

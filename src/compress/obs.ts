@@ -15,7 +15,6 @@
 //     within a sub-block are updates applied column by column in JS.
 // A rule sees a column after every update from the columns before it, exactly as in the paper.
 import { subtractProduct } from "../runtime/kernels.js";
-import { Tensor } from "../tensor/tensor.js";
 
 /** Columns per sub-block: the only ones updated by JS loops, one column at a time (8 measured
  * faster than 16 and 32 on TinyLlama shapes: fewer JS multiply-adds, GEMM calls still cheap). */
@@ -27,9 +26,10 @@ export interface BlockView {
   column(k: number): Float32Array;
   /**
    * Columns [c0, c1) as they stand at the start of the current block — every earlier block's
-   * update applied, none of this block's — as [rows, c1 − c0]. Only valid inside `blockStart`.
+   * update applied, none of this block's — transposed like the working matrix: [c1 − c0, rows].
+   * Only valid inside `blockStart`.
    */
-  atBlockStart(c0: number, c1: number): Promise<Tensor>;
+  atBlockStart(c0: number, c1: number): Promise<Float32Array>;
 }
 
 export interface ObsRule {
@@ -55,19 +55,17 @@ export async function obsColumnLoop(WT: Float32Array, rows: number, cols: number
   let k1 = 0;
   let k2 = 0;
 
-  // Hinvᵀ once, so that Hinv[a0:a1, b0:b1]ᵀ (the GEMMs' left operand) is a stack of contiguous
-  // row segments of it rather than a strided gather
-  const HinvT = transpose(Hinv, cols, cols);
-  const hinvT = (a0: number, a1: number, b0: number, b1: number): Float32Array => {
-    const k = a1 - a0;
-    const out = new Float32Array((b1 - b0) * k);
-    for (let b = b0; b < b1; b++) out.set(HinvT.subarray(b * cols + a0, b * cols + a1), (b - b0) * k);
+  // Hinv[a0:a1, b0:b1] as a contiguous [a1 − a0, b1 − b0] matrix: a stack of row segments
+  const hinvBlock = (a0: number, a1: number, b0: number, b1: number): Float32Array => {
+    const m = b1 - b0;
+    const out = new Float32Array((a1 - a0) * m);
+    for (let a = a0; a < a1; a++) out.set(Hinv.subarray(a * cols + b0, a * cols + b1), (a - a0) * m);
     return out;
   };
   /** WT[t0:t1] −= Hinv[e0:e1, t0:t1]ᵀ · Err[e0:e1], the updates of columns e0..e1 on t0..t1 */
   const applyErrors = async (target: Float32Array, t0: number, t1: number, e0: number, e1: number) => {
     if (e1 <= e0) return;
-    await subtractProduct(target, hinvT(e0, e1, t0, t1), Err.subarray(e0 * rows, e1 * rows), t1 - t0, e1 - e0, rows);
+    await subtractProduct(target, hinvBlock(e0, e1, t0, t1), Err.subarray(e0 * rows, e1 * rows), t1 - t0, e1 - e0, rows, { transA: true });
   };
 
   const view: BlockView = {
@@ -75,12 +73,11 @@ export async function obsColumnLoop(WT: Float32Array, rows: number, cols: number
     column: (k) => WT.subarray(k * rows, (k + 1) * rows),
     atBlockStart: async (c0, c1) => {
       if (!inBlockStart || c0 < k1) throw new Error("atBlockStart: only while a block starts, for columns from the block on");
-      const n = c1 - c0;
-      const colsT = WT.slice(c0 * rows, c1 * rows); // [n, rows]
+      const colsT = WT.slice(c0 * rows, c1 * rows); // [c1 − c0, rows]
       // columns after the current block have not received the earlier blocks' updates yet
       const from = Math.max(c0, k2);
       if (from < c1) await applyErrors(colsT.subarray((from - c0) * rows), from, c1, 0, k1);
-      return new Tensor(transpose(colsT, n, rows), [rows, n]);
+      return colsT;
     },
   };
 

@@ -52,8 +52,14 @@ export interface PipelineOptions {
   warn?: (message: string) => void;
 }
 
-/** Tokens per forward run of the calibration batch: big enough to keep GEMMs efficient. */
-const TOKENS_PER_RUN = 8192;
+/**
+ * Tokens per forward run of the calibration batch: enough to keep the GEMMs (and the Hessian's)
+ * efficient, few enough that one run's activations — ~4 hidden-wide and 3 MLP-wide float32
+ * tensors per token, captures included — stay near ACTIVATION_BYTES (8192 tokens for stories260K,
+ * ~2600 for TinyLlama-1.1B).
+ */
+const MAX_TOKENS_PER_RUN = 8192;
+const ACTIVATION_BYTES = 256 * 1024 ** 2;
 
 export async function compressModel(model: CausalLM, opts: PipelineOptions): Promise<LinearReport[]> {
   const { stage, calibration } = opts;
@@ -68,7 +74,9 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
   let inputs = useCalibration ? model.embed(calibration!.ids) : null;
   const nsamples = calibration?.nsamples ?? 0;
   const T = calibration?.seqlen ?? 0;
-  const perRun = Math.max(1, Math.floor(TOKENS_PER_RUN / Math.max(T, 1)));
+  const bytesPerToken = (4 * D + 3 * model.config.intermediateSize) * 4;
+  const tokensPerRun = Math.min(MAX_TOKENS_PER_RUN, Math.floor(ACTIVATION_BYTES / bytesPerToken));
+  const perRun = Math.max(1, Math.floor(tokensPerRun / Math.max(T, 1)));
 
   /** Runs the whole calibration batch through layer i, handing each run's captures to `sink`. */
   const runBatch = async (

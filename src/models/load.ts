@@ -1,7 +1,9 @@
 // Opening a model folder: config.json → family config, weights → WeightSource, → CausalLM.
 import fs from "node:fs";
+import path from "node:path";
 import { openCompressedTensors } from "../formats/compressed-tensors/reader.js";
 import { FormatError } from "../formats/errors.js";
+import { readJsonFile } from "../formats/json.js";
 import { SafetensorsWeights, type WeightSource } from "../formats/weights.js";
 import { readRawConfig } from "./config.js";
 import { CausalLM } from "./model.js";
@@ -33,6 +35,13 @@ export function loadModel(dir: string): CausalLM {
   if (!stat.isDirectory()) throw new FormatError(dir, "is not a folder (expected a Hugging Face model folder with config.json)");
   const { file, json } = readRawConfig(dir);
   const config = parseModelConfig(file, json);
+  // generation stops at generation_config.json's EOS ids when it has them (as transformers does)
+  const genFile = path.join(dir, "generation_config.json");
+  if (fs.existsSync(genFile)) {
+    const eos = (readJsonFile(genFile, "generation settings") as { eos_token_id?: unknown }).eos_token_id;
+    if (typeof eos === "number") config.eosTokenIds = [eos];
+    else if (Array.isArray(eos) && eos.every((e) => typeof e === "number")) config.eosTokenIds = eos;
+  }
   const weights = openWeights(dir, json);
   try {
     return new CausalLM(config, weights, dir);

@@ -50,12 +50,13 @@ export async function gemm(
   return out.Y!.data as Float32Array;
 }
 
-function subtractProductGraph(): Uint8Array {
+function subtractProductGraph(transA: boolean): Uint8Array {
   const g = new GraphBuilder("subtract_product");
   const c = g.input("C", "float32", ["m", "n"]);
-  const a = g.input("A", "float32", ["m", "k"]);
+  const a = g.input("A", "float32", transA ? ["k", "m"] : ["m", "k"]);
   const b = g.input("B", "float32", ["k", "n"]);
-  g.output(g.op("Sub", [c, g.op("MatMul", [a, b])]), "Y", "float32", ["m", "n"]);
+  const left = transA ? g.op("Transpose", [a], { perm: [1, 0] }) : a;
+  g.output(g.op("Sub", [c, g.op("MatMul", [left, b])]), "Y", "float32", ["m", "n"]);
   return g.toBytes();
 }
 
@@ -63,15 +64,25 @@ function subtractProductGraph(): Uint8Array {
 const SMALL_PRODUCT = 1 << 16;
 
 /**
- * C −= A·B in place, for C [m, n], A [m, k], B [k, n] (row-major). MatMul rather than Gemm:
- * onnxruntime's MatMul ran these shapes 2–3× faster than Gemm with C and transposes.
+ * C −= op(A)·B in place, for C [m, n], B [k, n] and A [m, k] — or A [k, m] with `transA` (then
+ * onnxruntime transposes it, vectorised, instead of a strided gather in JS). MatMul rather than
+ * Gemm: onnxruntime's MatMul ran these shapes 2–3× faster than Gemm with C and transposes.
  */
-export async function subtractProduct(C: Float32Array, A: Float32Array, B: Float32Array, m: number, k: number, n: number): Promise<void> {
+export async function subtractProduct(
+  C: Float32Array,
+  A: Float32Array,
+  B: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  opts: { transA?: boolean } = {},
+): Promise<void> {
+  const transA = opts.transA ?? false;
   if (m * k * n <= SMALL_PRODUCT) {
     for (let i = 0; i < m; i++) {
       const cRow = C.subarray(i * n, (i + 1) * n);
       for (let t = 0; t < k; t++) {
-        const a = A[i * k + t]!;
+        const a = transA ? A[t * m + i]! : A[i * k + t]!;
         if (a === 0) continue;
         const bRow = B.subarray(t * n, (t + 1) * n);
         for (let j = 0; j < n; j++) cRow[j] = cRow[j]! - a * bRow[j]!;
@@ -79,8 +90,8 @@ export async function subtractProduct(C: Float32Array, A: Float32Array, B: Float
     }
     return;
   }
-  const s = await cachedSession("kernel:subtract-product", subtractProductGraph);
-  const out = await s.run({ C: f32(C, [m, n]), A: f32(A, [m, k]), B: f32(B, [k, n]) }, ["Y"]);
+  const s = await cachedSession(`kernel:subtract-product:${transA}`, () => subtractProductGraph(transA));
+  const out = await s.run({ C: f32(C, [m, n]), A: f32(A, transA ? [k, m] : [m, k]), B: f32(B, [k, n]) }, ["Y"]);
   C.set(out.Y!.data as Float32Array);
 }
 

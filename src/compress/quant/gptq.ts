@@ -11,7 +11,7 @@
 import { Tensor } from "../../tensor/tensor.js";
 import { obsColumnLoop, transpose, transposeBytes } from "../obs.js";
 import type { QuantGrid } from "../types.js";
-import { findParams, maxQ, newGrid, quantize, setGroupParams, type GridOptions, type RowParams } from "./grid.js";
+import { findParams, findParamsOfColumns, maxQ, newGrid, quantize, setGroupParams, type GridOptions, type RowParams } from "./grid.js";
 
 export interface GPTQOptions extends GridOptions {
   /** input columns per group; ≥ cols (or ≤ 0) = one grid per output row */
@@ -81,7 +81,8 @@ export async function gptq(W0: Tensor, Hinv: Float32Array, opt: GPTQOptions, per
       if (!grouped || opt.staticGroups) return;
       dynamicParams.clear();
       for (let g0 = Math.ceil(k1 / gs) * gs; g0 < k2; g0 += gs) {
-        const params = findParams(await view.atBlockStart(g0, Math.min(g0 + gs, cols)), opt);
+        const g1 = Math.min(g0 + gs, cols);
+        const params = findParamsOfColumns(await view.atBlockStart(g0, g1), g1 - g0, rows, opt);
         setGroupParams(grid, g0 / gs, params);
         dynamicParams.set(g0 / gs, params);
       }

@@ -52,20 +52,54 @@ export function findParams(W: Tensor, opt: GridOptions, c0 = 0, c1 = W.cols): Ro
   const rows = W.rows;
   const cols = W.cols;
   if (!(0 <= c0 && c0 < c1 && c1 <= cols)) throw new Error(`findParams: column range [${c0}, ${c1}) is not inside [0, ${cols})`);
+  const d = W.data;
+  const xmin = new Float64Array(rows);
+  const xmax = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let lo = 0;
+    let hi = 0;
+    for (let j = c0; j < c1; j++) {
+      const v = d[base + j]!;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    xmin[r] = lo;
+    xmax[r] = hi;
+  }
+  return paramsFromRanges(xmin, xmax, opt, (r) => d.subarray(r * cols + c0, r * cols + c1));
+}
+
+/**
+ * `findParams` for columns stored transposed: colsT [n, rows] holds n columns of a weight. The
+ * per-row ranges are gathered column by column (no transpose), which is how the GPTQ loop keeps
+ * its working matrix.
+ */
+export function findParamsOfColumns(colsT: Float32Array, n: number, rows: number, opt: GridOptions): RowParams {
+  const xmin = new Float64Array(rows);
+  const xmax = new Float64Array(rows);
+  for (let c = 0; c < n; c++) {
+    const col = colsT.subarray(c * rows, (c + 1) * rows);
+    for (let r = 0; r < rows; r++) {
+      const v = col[r]!;
+      if (v < xmin[r]!) xmin[r] = v;
+      if (v > xmax[r]!) xmax[r] = v;
+    }
+  }
+  const row = (r: number) => Float32Array.from({ length: n }, (_, c) => colsT[c * rows + r]!); // MSE search only
+  return paramsFromRanges(xmin, xmax, opt, row);
+}
+
+/** (scale, zero) per row from its range min(min(x), 0) .. max(max(x), 0); `row(r)` for the MSE search. */
+function paramsFromRanges(xmins: Float64Array, xmaxs: Float64Array, opt: GridOptions, row: (r: number) => Float32Array): RowParams {
+  const rows = xmins.length;
   const maxq = maxQ(opt.bits);
   const symZero = (maxq + 1) / 2;
   const scale = new Float32Array(rows);
   const zero = new Float32Array(rows);
-  const d = W.data;
   for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    let xmin = 0;
-    let xmax = 0;
-    for (let j = c0; j < c1; j++) {
-      const v = d[base + j]!;
-      if (v < xmin) xmin = v;
-      if (v > xmax) xmax = v;
-    }
+    let xmin = xmins[r]!;
+    let xmax = xmaxs[r]!;
     if (opt.sym) {
       xmax = Math.max(-xmin, xmax);
       if (xmin < 0) xmin = -xmax;
@@ -76,7 +110,10 @@ export function findParams(W: Tensor, opt: GridOptions, c0 = 0, c1 = W.cols): Ro
     }
     let s = Math.fround(Math.fround(xmax - xmin) / maxq);
     let z = opt.sym ? symZero : roundHalfEven(Math.fround(-xmin / s)) + 0; // + 0: no −0 zero points
-    if (opt.mse) [s, z] = mseSearch(d, base + c0, base + c1, xmin, xmax, s, z, opt.sym, maxq);
+    if (opt.mse) {
+      const x = row(r);
+      [s, z] = mseSearch(x, 0, x.length, xmin, xmax, s, z, opt.sym, maxq);
+    }
     scale[r] = s;
     zero[r] = z;
   }
