@@ -12,8 +12,9 @@ import { reportAndExit } from "./errors.js";
 const program = new Command("topiary")
   .description("compress Hugging Face causal language models on a CPU, evaluate them, deploy them")
   .version("0.1.0")
-  .showHelpAfterError()
-  .exitOverride();
+  .exitOverride()
+  // commander's own errors (unknown option, bad flag value) follow the CLI's one-line rule too
+  .configureOutput({ outputError: (text, write) => write(`topiary: ${text.replace(/^error: /, "").trim()}\n`) });
 
 registerInspect(program);
 registerEval(program);

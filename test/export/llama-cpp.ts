@@ -42,8 +42,9 @@ async function withContext<T>(llama: Llama, file: string, contextSize: number, f
 
 /**
  * Perplexity as topiary's eval/perplexity.ts computes it: `windows` non-overlapping windows of
- * `seqlen` tokens from `ids`, each evaluated from an empty context; position p's logits score
- * token p+1; NLL = logsumexp(logits) − logit[target], summed in float64.
+ * `seqlen` tokens from `ids`, each evaluated from an empty context; position p's next-token
+ * distribution scores token p+1; NLL = −log p(target), summed in float64. (node-llama-cpp 3.21
+ * returns probabilities, not logits: float32 softmax inside llama.cpp.)
  */
 export async function llamaCppPerplexity(llama: Llama, file: string, ids: Int32Array, seqlen: number, windows: number): Promise<{ meanNll: number; perplexity: number; predicted: number }> {
   return withContext(llama, file, seqlen, async (_model, seq) => {
@@ -52,19 +53,17 @@ export async function llamaCppPerplexity(llama: Llama, file: string, ids: Int32A
     for (let w = 0; w < windows; w++) {
       await seq.clearHistory();
       const window = Array.from(ids.subarray(w * seqlen, (w + 1) * seqlen)) as Token[];
-      // the last token predicts nothing: evaluate seqlen − 1 tokens, each asking for its logits
-      const input: ControlledEvaluateInputItem[] = window.slice(0, -1).map((t) => [t, { generateNext: { logits: true } }]);
+      // the last token predicts nothing: evaluate seqlen − 1 tokens, each asking for the full
+      // next-token distribution, unfiltered (temperature 1, no top-k/top-p/min-p cut)
+      const all = { temperature: 1, topK: 1 << 30, topP: 1, minP: 0 };
+      const input: ControlledEvaluateInputItem[] = window.slice(0, -1).map((t) => [t, { generateNext: { probabilities: true, options: all } }]);
       const out = await seq.controlledEvaluate(input);
       for (let p = 0; p + 1 < seqlen; p++) {
-        const logits = out[p]?.next.logits;
-        if (!logits) throw new Error(`no logits at position ${p} of window ${w}`);
-        let max = -Infinity;
-        for (const v of logits.values()) if (v > max) max = v;
-        let s = 0;
-        for (const v of logits.values()) s += Math.exp(v - max);
-        const target = logits.get(window[p + 1]!);
-        if (target === undefined) throw new Error(`no logit for token ${window[p + 1]}`);
-        nll += max + Math.log(s) - target;
+        const probabilities = out[p]?.next.probabilities;
+        if (!probabilities) throw new Error(`no probabilities at position ${p} of window ${w}`);
+        const target = probabilities.get(window[p + 1]!);
+        if (target === undefined) throw new Error(`no probability for token ${window[p + 1]}`);
+        nll -= Math.log(target);
         predicted++;
       }
     }

@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { DATASETS, loadEvalText, type DatasetKind } from "../../data/text.js";
+import { fidelity, type FidelityResult } from "../../eval/fidelity.js";
 import { defaultSeqlen, perplexity } from "../../eval/perplexity.js";
 import { loadModel } from "../../models/load.js";
 import { TextTokenizer } from "../../tokenizer/tokenizer.js";
@@ -10,6 +11,7 @@ import { progress } from "../progress.js";
 
 interface EvalFlags {
   data: string;
+  reference?: string;
   dataset: string;
   seqlen?: number;
   limitWindows?: number;
@@ -25,6 +27,7 @@ export function registerEval(program: Command): void {
     .option("--dataset <kind>", `how to read --data: ${DATASETS.join(", ")} (wikitext2: the papers' "\\n\\n".join of a raw wiki.*.raw)`, "plain")
     .option("--seqlen <n>", "window length (default: the model's max length, capped at 2048)", int("--seqlen", 2))
     .option("--limit-windows <k>", "score only the first k windows", int("--limit-windows", 1))
+    .option("--reference <model>", "also measure fidelity to this (original) model: mean KL(original ‖ model) and top-1 agreement over every position")
     .option("--json", "print one JSON object")
     .action(async (dir: string, opts: EvalFlags) => {
       if (!(DATASETS as readonly string[]).includes(opts.dataset)) {
@@ -47,6 +50,21 @@ export function registerEval(program: Command): void {
         },
       });
       bar.stop();
+      let fid: FidelityResult | undefined;
+      if (opts.reference) {
+        const original = loadModel(opts.reference);
+        const fbar = progress(1, "fidelity {bar} {value}/{total} windows | ETA {eta_formatted}");
+        fid = await fidelity(original, model, ids, {
+          seqlen,
+          limitWindows: opts.limitWindows,
+          onProgress: (p) => {
+            (fbar as { total?: number }).total = p.total;
+            fbar.update(p.done, { total: p.total });
+          },
+        });
+        fbar.stop();
+        original.close();
+      }
       const seconds = (performance.now() - t0) / 1000;
       model.close();
       if (opts.json) {
@@ -56,6 +74,7 @@ export function registerEval(program: Command): void {
             data: path.resolve(opts.data),
             dataset: opts.dataset,
             ...r,
+            ...(fid ? { klMean: fid.klMean, top1Agree: fid.top1Agree, reference: path.resolve(opts.reference!) } : {}),
             seconds,
             tokensPerSecond: (r.windows * r.seqlen) / seconds,
           }),
@@ -66,5 +85,8 @@ export function registerEval(program: Command): void {
         `perplexity ${r.perplexity.toPrecision(6)}  (${r.windows} windows × ${r.seqlen} tokens, ${r.predicted.toLocaleString("en-US")} predicted, ` +
           `${r.tokens.toLocaleString("en-US")} tokens in the text; ${seconds.toFixed(1)} s)`,
       );
+      if (fid) {
+        console.log(`fidelity to ${opts.reference}: KL ${fid.klMean.toPrecision(4)} nats/token, top-1 agreement ${(100 * fid.top1Agree).toFixed(2)} % (${fid.positions.toLocaleString("en-US")} positions)`);
+      }
     });
 }
