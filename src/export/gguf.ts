@@ -15,6 +15,7 @@ import type { WeightSource } from "../formats/weights.js";
 import type { ModelConfig } from "../models/config.js";
 import { EMBED_TOKENS, FINAL_NORM, inverseFrequencies, LAYER_TENSORS, layerPrefix, LM_HEAD } from "../models/llama.js";
 import { chooseType, isOutputTensor, packSourceCodes, permuteRows } from "./gguf-tensors.js";
+import { TensorWarnings } from "./tensor-warnings.js";
 import { llamaVocab, type GgufVocab } from "./gguf-vocab.js";
 
 /** `--type` values → the ggml type 2-D weights aim at, and the file type that names the mix. */
@@ -182,6 +183,7 @@ export function exportGguf(src: ExportSource, opts: { type: GgufTypeName; out: s
   const skipped = w.names().filter((n) => !exported.has(n) && !n.endsWith("rotary_emb.inv_freq"));
   if (skipped.length > 0) warnings.push(`${skipped.length} checkpoint tensors have no place in the GGUF and were left out (${skipped.slice(0, 3).join(", ")}${skipped.length > 3 ? ", …" : ""})`);
 
+  const tensorWarnings = new TensorWarnings();
   const reports: GgufTensorReport[] = [];
   const hasOutput = plan.some((t) => t.name === "output.weight");
   const tensors: GgufTensorToWrite[] = plan.map((t, index) => {
@@ -193,7 +195,7 @@ export function exportGguf(src: ExportSource, opts: { type: GgufTypeName; out: s
       shape: t.shape,
       type,
       data: () => {
-        const bytes = tensorData(t, type, w, report, warnings);
+        const bytes = tensorData(t, type, w, report, tensorWarnings);
         report.bytes = bytes.length;
         opts.onTensor?.(index + 1, plan.length);
         return bytes;
@@ -201,11 +203,12 @@ export function exportGguf(src: ExportSource, opts: { type: GgufTypeName; out: s
     };
   });
   writeGguf(opts.out, metadata(c, arch, opts.name ?? path.basename(path.resolve(src.dir)), spec.fileType, vocab), tensors);
+  warnings.push(...tensorWarnings.lines());
   return { file: path.resolve(opts.out), bytes: fs.statSync(opts.out).size, fileType: FileType[spec.fileType], tensors: reports, warnings };
 }
 
 /** One tensor's bytes: from the checkpoint's codes when they fit the type, else quantized floats. */
-function tensorData(t: PlannedTensor, type: PackableType, w: WeightSource, report: GgufTensorReport, warnings: string[]): Uint8Array {
+function tensorData(t: PlannedTensor, type: PackableType, w: WeightSource, report: GgufTensorReport, warnings: TensorWarnings): Uint8Array {
   const cols = t.shape[t.shape.length - 1]!;
   if (t.generated) return quantize(type, t.generated, cols);
   const source = t.source!;
@@ -218,16 +221,16 @@ function tensorData(t: PlannedTensor, type: PackableType, w: WeightSource, repor
       report.scaleRelError = r.scaleRelError;
       return r.bytes;
     }
-    warnings.push(`"${source}" was re-quantized to ${QuantType[type]}: its grid does not fit (${r})`);
+    warnings.add(source, `re-quantized to ${QuantType[type]}, as its grid does not fit (${r})`);
   } else if (q && type !== QuantType.F16 && type !== QuantType.F32) {
-    warnings.push(`"${source}" was re-quantized to ${QuantType[type]}, which cannot hold its ${q.grid.bits}-bit grid (Q4_0 or Q8_0 keep the codes)`);
+    warnings.add(source, `re-quantized to ${QuantType[type]}, which cannot hold a ${q.grid.bits}-bit grid (Q4_0 or Q8_0 keep the codes)`);
   }
   let data = w.read(source);
   if (t.permuteHeads !== null) data = permuteRows(data, t.shape[0]!, t.permuteHeads);
   if (type === QuantType.F16) {
     let over = 0;
     for (const v of data) if (Math.abs(v) > 65504) over++;
-    if (over > 0) warnings.push(`"${source}": ${over} values exceed f16's range and became ±inf`);
+    if (over > 0) warnings.add(source, `${over} values exceed f16's range and became ±inf`);
   }
   return quantize(type, data, cols);
 }

@@ -24,6 +24,7 @@ import { GraphBuilder, typedBytes, type ElemType } from "../runtime/onnx-graph.j
 import { floatArrayToHalf } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
 import { buildDecoderGraph, type GraphWeights } from "./onnx-graph.js";
+import { TensorWarnings } from "./tensor-warnings.js";
 
 export const ONNX_WEIGHT_DTYPES = ["fp32", "fp16"] as const;
 export type OnnxWeightDtype = (typeof ONNX_WEIGHT_DTYPES)[number];
@@ -173,7 +174,7 @@ interface LinearPlan {
 /** Decides, before writing anything, which linears become MatMulNBits. */
 function planLinears(config: ModelConfig, weights: WeightSource, opts: OnnxExportOptions): LinearPlan {
   const quantized: LinearPlan["quantized"] = new Map();
-  const warnings: string[] = [];
+  const warnings = new TensorWarnings();
   let bits: number | null = null;
   const head = config.tieWordEmbeddings && !weights.has(LM_HEAD) ? EMBED_TOKENS : LM_HEAD;
   const candidates = [head];
@@ -183,7 +184,7 @@ function planLinears(config: ModelConfig, weights: WeightSource, opts: OnnxExpor
     const q = weights.quantized?.(name);
     const why = q ? matMulNBitsProblem(q.grid, q.shape[1]!) : null;
     if (q && why) {
-      warnings.push(`${name}: stored dense (dequantized) because ${why}`);
+      warnings.add(name, `stored dense (dequantized) because ${why}`);
     } else if (q) {
       quantized.set(name, { source: "checkpoint", bits: q.grid.bits });
       bits = Math.max(bits ?? 0, q.grid.bits);
@@ -192,7 +193,7 @@ function planLinears(config: ModelConfig, weights: WeightSource, opts: OnnxExpor
       bits = Math.max(bits ?? 0, opts.quantize.bits);
     }
   }
-  return { quantized, bits, warnings };
+  return { quantized, bits, warnings: warnings.lines() };
 }
 
 /** Why a grid cannot become MatMulNBits, or null when it can. */
