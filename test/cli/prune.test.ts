@@ -4,17 +4,10 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { calibrationWindows } from "../../src/data/calibration.js";
-import { compressModel } from "../../src/compress/pipeline.js";
-import { buildStage } from "../../src/compress/registry.js";
-import { CompressedStore } from "../../src/compress/store.js";
-import { perplexity } from "../../src/eval/perplexity.js";
 import { SafetensorsModel } from "../../src/formats/safetensors.js";
 import { SafetensorsWeights } from "../../src/formats/weights.js";
-import { loadModel } from "../../src/models/load.js";
-import { CausalLM } from "../../src/models/model.js";
-import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { DATA, needsShared, STORIES, tempDir } from "../helpers.js";
+import { compressAndEvaluate } from "../compress/reference-helpers.js";
 import { oneLineError, topiary } from "./run-cli.js";
 
 const TEST_TEXT = path.join(DATA, "tinystories", "test.txt");
@@ -44,14 +37,9 @@ describe("topiary prune", needsShared, () => {
 
   before(async () => {
     // the same job in memory: 32 first windows of 128 tokens
-    const tok = TextTokenizer.load(STORIES);
-    const calib = calibrationWindows(tok.encode(fs.readFileSync(CALIB, "utf8")), { nsamples: 32, seqlen: 128, sampling: "first", seed: 0 });
-    const base = loadModel(STORIES);
-    const store = new CompressedStore(path.join(tempDir(), "store"));
-    await compressModel(base, { stage: buildStage({ method: "sparsegpt", pattern: "2:4" }, "test"), calibration: calib, store });
-    const model = new CausalLM(base.config, store.over(base.weights), STORIES);
-    inMemory = (await perplexity(model, tok.encode(fs.readFileSync(TEST_TEXT, "utf8")), { seqlen: 512 })).perplexity;
-    store.dispose();
+    const run = await compressAndEvaluate({ method: "sparsegpt", pattern: "2:4" }, { calibration: { nsamples: 32, seqlen: 128 } });
+    inMemory = run.perplexity;
+    run.store.dispose();
   });
 
   it("writes a complete folder that `topiary eval` reads back with the in-memory perplexity", async () => {

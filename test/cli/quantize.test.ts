@@ -4,17 +4,11 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { compressModel } from "../../src/compress/pipeline.js";
 import { dequantize } from "../../src/compress/quant/grid.js";
-import { buildStage } from "../../src/compress/registry.js";
-import { CompressedStore } from "../../src/compress/store.js";
-import { calibrationWindows } from "../../src/data/calibration.js";
-import { perplexity } from "../../src/eval/perplexity.js";
 import { SafetensorsModel } from "../../src/formats/safetensors.js";
 import { loadModel } from "../../src/models/load.js";
-import { CausalLM } from "../../src/models/model.js";
-import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { DATA, needsShared, STORIES, tempDir } from "../helpers.js";
+import { compressAndEvaluate } from "../compress/reference-helpers.js";
 import { oneLineError, topiary } from "./run-cli.js";
 
 const TEST_TEXT = path.join(DATA, "tinystories", "test.txt");
@@ -33,14 +27,9 @@ describe("topiary quantize / compress", needsShared, () => {
   let inMemory = 0;
 
   before(async () => {
-    const tok = TextTokenizer.load(STORIES);
-    const calib = calibrationWindows(tok.encode(fs.readFileSync(CALIB, "utf8")), { nsamples: 32, seqlen: 128, sampling: "first", seed: 0 });
-    const base = loadModel(STORIES);
-    const store = new CompressedStore(path.join(tempDir(), "store"));
-    await compressModel(base, { stage: buildStage({ method: "gptq", bits: 4, group_size: 32 }, "test"), calibration: calib, store });
-    const model = new CausalLM(base.config, store.over(base.weights), STORIES);
-    inMemory = (await perplexity(model, tok.encode(fs.readFileSync(TEST_TEXT, "utf8")), { seqlen: 512, limitWindows: 120 })).perplexity;
-    store.dispose();
+    const run = await compressAndEvaluate({ method: "gptq", bits: 4, group_size: 32 }, { calibration: { nsamples: 32, seqlen: 128 }, limitWindows: 120 });
+    inMemory = run.perplexity;
+    run.store.dispose();
   });
 
   it("gptq 4-bit g32 → compressed-tensors and dense folders that eval reads back with the in-memory perplexity", async (t) => {

@@ -17,12 +17,15 @@ import { DATA, REFERENCE, STORIES, tempDir } from "../helpers.js";
 let calib: CalibrationBatch | null = null;
 let testIds: Int32Array | null = null;
 
+/** The first `nsamples` non-overlapping windows of `seqlen` tokens of tinystories/calib.txt. */
+function firstWindows(nsamples: number, seqlen: number): CalibrationBatch {
+  const tok = TextTokenizer.load(STORIES);
+  const tokens = tok.encode(fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8"));
+  return calibrationWindows(tokens, { nsamples, seqlen, sampling: "first", seed: 0 });
+}
+
 export function referenceCalibration(): CalibrationBatch {
-  if (!calib) {
-    const tok = TextTokenizer.load(STORIES);
-    const tokens = tok.encode(fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8"));
-    calib = calibrationWindows(tokens, { nsamples: 128, seqlen: 512, sampling: "first", seed: 0 });
-  }
+  calib ??= firstWindows(128, 512);
   return calib;
 }
 
@@ -38,18 +41,26 @@ export interface CompressedRun {
   perplexity: number;
 }
 
-/** Compresses stories260K with one stage (reference calibration) and evaluates ts-test 512. */
-export async function compressAndEvaluate(stage: Record<string, unknown>): Promise<CompressedRun> {
+/** A smaller setup than the reference's, for tests that only compare topiary with itself. */
+export interface SmallerSetup {
+  /** the first `nsamples` windows of `seqlen` tokens of calib.txt */
+  calibration?: { nsamples: number; seqlen: number };
+  /** evaluate only the first windows of the test text */
+  limitWindows?: number;
+}
+
+/**
+ * Compresses stories260K with one stage, in memory, and evaluates tinystories test at seqlen 512;
+ * by default with the reference's calibration and the whole test text.
+ */
+export async function compressAndEvaluate(stage: Record<string, unknown>, setup: SmallerSetup = {}): Promise<CompressedRun> {
   const base = loadModel(STORIES);
   const store = new CompressedStore(path.join(tempDir(), "store"));
   const needsCalib = stage.method !== "magnitude" && stage.method !== "rtn";
-  const reports = await compressModel(base, {
-    stage: buildStage(stage, "test"),
-    calibration: needsCalib ? referenceCalibration() : null,
-    store,
-  });
+  const calibration = !needsCalib ? null : setup.calibration ? firstWindows(setup.calibration.nsamples, setup.calibration.seqlen) : referenceCalibration();
+  const reports = await compressModel(base, { stage: buildStage(stage, "test"), calibration, store });
   const model = new CausalLM(base.config, store.over(base.weights), STORIES);
-  const r = await perplexity(model, tinystoriesTest(), { seqlen: 512 });
+  const r = await perplexity(model, tinystoriesTest(), { seqlen: 512, limitWindows: setup.limitWindows });
   return { model, store, reports, perplexity: r.perplexity };
 }
 
