@@ -181,9 +181,9 @@ export function exportGguf(src: ExportSource, opts: { type: GgufTypeName; out: s
   const plan = planTensors(c, w);
   const exported = new Set(plan.map((t) => t.source));
   const skipped = w.names().filter((n) => !exported.has(n) && !n.endsWith("rotary_emb.inv_freq"));
-  if (skipped.length > 0) warnings.push(`${skipped.length} checkpoint tensors have no place in the GGUF and were left out (${skipped.slice(0, 3).join(", ")}${skipped.length > 3 ? ", …" : ""})`);
-
   const tensorWarnings = new TensorWarnings();
+  for (const name of skipped) tensorWarnings.add(name, "left out: no place in the GGUF");
+
   const reports: GgufTensorReport[] = [];
   const hasOutput = plan.some((t) => t.name === "output.weight");
   const tensors: GgufTensorToWrite[] = plan.map((t, index) => {

@@ -145,6 +145,14 @@ describe("GGUF export of stories260K", needsShared, () => {
     assert.ok(q40.bytes < 0.3 * fs.statSync(path.join(STORIES, "model.safetensors")).size);
   });
 
+  test("checkpoint tensors with no place in the GGUF are left out, named in one warning", () => {
+    const extra = ["model.extra.a", "model.extra.b", "model.extra.c", "model.extra.d"];
+    const w = model.weights;
+    const weights = { location: w.location, names: () => [...w.names(), ...extra], has: (n: string) => w.has(n), shape: (n: string) => w.shape(n), read: (n: string) => w.read(n), storedBytes: (n: string) => w.storedBytes(n), dtype: (n: string) => w.dtype(n), close: () => {} };
+    const r = exportGguf({ config: model.config, weights, dir: STORIES }, { type: "f32", out: path.join(dir, "extra.gguf") });
+    assert.deepEqual(r.warnings, ['left out: no place in the GGUF: "model.extra.a", "model.extra.b", "model.extra.c" and 1 more']);
+  });
+
   test("unsupported architecture or dtype: one-line error, no file, no temporary file", () => {
     const sub = path.join(dir, "refused");
     fs.mkdirSync(sub);
