@@ -4,6 +4,7 @@
 import { FormatError } from "../formats/errors.js";
 import type { ModelConfig } from "./config.js";
 import type { FamilyAdapter } from "./family.js";
+import { gemma2Family, gemma3Family } from "./gemma.js";
 import { llamaFamily, llamaGguf } from "./llama.js";
 import { phi3Family } from "./phi3.js";
 
@@ -16,6 +17,8 @@ const FAMILIES: Record<string, FamilyAdapter<any>> = {
   // Qwen3: Llama plus per-head q/k RMSNorm (no biases), optional window
   Qwen3ForCausalLM: llamaFamily("qwen3", { qkNorm: true, slidingWindowField: true }, llamaGguf("qwen3", false)),
   Phi3ForCausalLM: phi3Family,
+  Gemma2ForCausalLM: gemma2Family,
+  Gemma3ForCausalLM: gemma3Family,
 };
 
 export const SUPPORTED_ARCHITECTURES = Object.keys(FAMILIES);
