@@ -16,6 +16,7 @@ import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.
 import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
 import { splitInterleavedQkv } from "./fused-ops.js";
 import { alibiSlopes } from "./fused-layout.js";
+import { LAYERNORM_EPS, layerNormGguf } from "./gguf-layernorm.js";
 import { activation, layerNorm } from "./graph-ops.js";
 
 const bloomConfigSchema = z.looseObject({
@@ -134,6 +135,28 @@ function globalTensors(c: BloomConfig): { name: string; shape: number[]; optiona
 const norm = (g: GraphBuilder, w: GraphWeights, c: BloomConfig, name: string, x: string): string =>
   layerNorm(g, x, w.param(`${name}.weight`), w.param(`${name}.bias`), c.layerNormEps);
 
+/** GGUF (convert_hf_to_gguf.py BloomModel): query_key_value rows reordered to q|k|v. */
+const bloomGguf = layerNormGguf<BloomConfig>({
+  archName: "bloom",
+  names: [
+    ["transformer.word_embeddings", "token_embd"],
+    ["transformer.word_embeddings_layernorm", "token_embd_norm"],
+    ["transformer.ln_f", "output_norm"],
+    ["lm_head", "output"],
+    ["transformer.h.{bid}.input_layernorm", "blk.{bid}.attn_norm"],
+    ["transformer.h.{bid}.self_attention.query_key_value", "blk.{bid}.attn_qkv"],
+    ["transformer.h.{bid}.self_attention.dense", "blk.{bid}.attn_output"],
+    ["transformer.h.{bid}.post_attention_layernorm", "blk.{bid}.ffn_norm"],
+    ["transformer.h.{bid}.mlp.dense_h_to_4h", "blk.{bid}.ffn_up"],
+    ["transformer.h.{bid}.mlp.dense_4h_to_h", "blk.{bid}.ffn_down"],
+  ],
+  interleavedQkv: BLOOM_LAYER.qkv,
+  // tied: llama.cpp reuses token_embd when output.weight is absent
+  tensors: (c, w) => canonicalNames(c).filter((n) => n !== `${BLOOM_TENSORS.lmHead}.weight` || w.has(n)),
+  unsupported: (c) => (c.residualPostNorm ? "llama.cpp's bloom graph has no apply_residual_connection_post_layernorm" : null),
+  metadata: (c, kv) => kv.f32(LAYERNORM_EPS, c.layerNormEps),
+});
+
 export const bloomFamily: FamilyAdapter<BloomConfig> = {
   name: "bloom",
   parseConfig: parseBloomConfig,
@@ -182,6 +205,8 @@ export const bloomFamily: FamilyAdapter<BloomConfig> = {
     },
     toCheckpoint: (_c: BloomConfig, w: WeightSource) => w,
   },
+
+  gguf: bloomGguf,
 };
 
 function canonicalNames(c: BloomConfig): string[] {

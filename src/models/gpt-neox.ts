@@ -11,12 +11,14 @@
 //   attn_in → query_key_value   attn_out → dense   mlp_in → dense_h_to_4h   mlp_act → dense_4h_to_h
 import { z } from "zod";
 import { FormatError } from "../formats/errors.js";
+import { Keys } from "../formats/gguf/constants.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { GraphBuilder } from "../runtime/onnx-graph.js";
 import { RenamedWeights, prefixMap } from "./checkpoint-view.js";
 import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
 import { partialRope, splitInterleavedQkv } from "./fused-ops.js";
+import { LAYERNORM_EPS, layerNormGguf, USE_PARALLEL_RESIDUAL } from "./gguf-layernorm.js";
 import { activation, ACTIVATIONS, layerNorm } from "./graph-ops.js";
 import { inverseFrequencies, parseRopeScaling, type RopeScaling } from "./rope.js";
 
@@ -161,6 +163,41 @@ function globalTensors(c: NeoxConfig): { name: string; shape: number[]; optional
 const norm = (g: GraphBuilder, w: GraphWeights, c: NeoxConfig, name: string, x: string): string =>
   layerNorm(g, x, w.param(`${name}.weight`), w.param(`${name}.bias`), c.layerNormEps);
 
+/** GGUF (convert_hf_to_gguf.py GPTNeoXModel): query_key_value rows reordered to q|k|v. */
+const neoxGguf = layerNormGguf<NeoxConfig>({
+  archName: "gptneox",
+  names: [
+    ["gpt_neox.embed_in", "token_embd"],
+    ["gpt_neox.final_layer_norm", "output_norm"],
+    ["embed_out", "output"],
+    ["gpt_neox.layers.{bid}.input_layernorm", "blk.{bid}.attn_norm"],
+    ["gpt_neox.layers.{bid}.attention.query_key_value", "blk.{bid}.attn_qkv"],
+    ["gpt_neox.layers.{bid}.attention.dense", "blk.{bid}.attn_output"],
+    ["gpt_neox.layers.{bid}.post_attention_layernorm", "blk.{bid}.ffn_norm"],
+    ["gpt_neox.layers.{bid}.mlp.dense_h_to_4h", "blk.{bid}.ffn_up"],
+    ["gpt_neox.layers.{bid}.mlp.dense_4h_to_h", "blk.{bid}.ffn_down"],
+  ],
+  interleavedQkv: NEOX_LAYER.qkv,
+  tensors(c, w) {
+    const head = `${NEOX_TENSORS.lmHead}.weight`;
+    const names = canonicalNames(c).filter((n) => n !== head);
+    // llama.cpp's gptneox requires output.weight: a tied model writes the embedding there too
+    return [...names, w.has(head) ? head : { source: NEOX_TENSORS.embed, name: "output.weight" }];
+  },
+  unsupported(c) {
+    if (!c.attentionBias) return "llama.cpp's gptneox graph needs query_key_value and dense biases (attention_bias false)";
+    if (c.ropeScaling.type !== "none") return `llama.cpp's gptneox reads no rope scaling (${c.ropeScaling.type})`;
+    return null;
+  },
+  warnings: (c) => (c.hiddenAct === "gelu" ? ["llama.cpp's gptneox computes GELU with the tanh approximation, the original with erf: logits differ slightly"] : []),
+  metadata(c, kv) {
+    kv.u32(Keys.Rope.DIMENSION_COUNT, c.rotaryDim);
+    kv.f32(Keys.Rope.FREQ_BASE, c.ropeTheta);
+    kv.bool(USE_PARALLEL_RESIDUAL, c.parallelResidual);
+    kv.f32(LAYERNORM_EPS, c.layerNormEps);
+  },
+});
+
 export const gptNeoxFamily: FamilyAdapter<NeoxConfig> = {
   name: "gpt_neox",
   parseConfig: parseNeoxConfig,
@@ -213,6 +250,8 @@ export const gptNeoxFamily: FamilyAdapter<NeoxConfig> = {
     },
     toCheckpoint: (_c: NeoxConfig, w: WeightSource) => w,
   },
+
+  gguf: neoxGguf,
 };
 
 function canonicalNames(c: NeoxConfig): string[] {

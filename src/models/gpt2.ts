@@ -14,6 +14,7 @@ import type { GraphBuilder } from "../runtime/onnx-graph.js";
 import { RenamedWeights, prefixMap } from "./checkpoint-view.js";
 import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
+import { LAYERNORM_EPS, layerNormGguf } from "./gguf-layernorm.js";
 import { activation, ACTIVATIONS, layerNorm, splitLast } from "./graph-ops.js";
 
 const gpt2ConfigSchema = z.looseObject({
@@ -149,6 +150,32 @@ function gpt2View(c: Gpt2Config, w: WeightSource): WeightSource {
   return new RenamedWeights(w, map, transposed);
 }
 
+/** GGUF (convert_hf_to_gguf.py GPT2Model): Conv1D weights in [out, in], c_attn as attn_qkv. */
+const gpt2Gguf = layerNormGguf<Gpt2Config>({
+  archName: "gpt2",
+  names: [
+    ["transformer.wte", "token_embd"],
+    ["transformer.wpe", "position_embd"],
+    ["transformer.ln_f", "output_norm"],
+    ["lm_head", "output"],
+    ["transformer.h.{bid}.ln_1", "blk.{bid}.attn_norm"],
+    ["transformer.h.{bid}.attn.c_attn", "blk.{bid}.attn_qkv"],
+    ["transformer.h.{bid}.attn.c_proj", "blk.{bid}.attn_output"],
+    ["transformer.h.{bid}.ln_2", "blk.{bid}.ffn_norm"],
+    ["transformer.h.{bid}.mlp.c_fc", "blk.{bid}.ffn_up"],
+    ["transformer.h.{bid}.mlp.c_proj", "blk.{bid}.ffn_down"],
+  ],
+  // tied: llama.cpp reuses token_embd when output.weight is absent
+  tensors: (c, w) => canonicalNames(c).filter((n) => n !== `${GPT2_TENSORS.lmHead}.weight` || w.has(n)),
+  unsupported(c) {
+    // llama.cpp's gpt2 graph: GELU (tanh), scores scaled by 1/√headDim in every layer
+    if (!["gelu_new", "gelu_pytorch_tanh", "gelu_fast"].includes(c.hiddenAct)) return `llama.cpp runs GELU (tanh), not ${c.hiddenAct}`;
+    if (!c.scaleByHeadDim || c.scaleByLayer) return "llama.cpp scales attention scores by 1/√headDim only";
+    return null;
+  },
+  metadata: (c, kv) => kv.f32(LAYERNORM_EPS, c.layerNormEps),
+});
+
 export const gpt2Family: FamilyAdapter<Gpt2Config> = {
   name: "gpt2",
   parseConfig: parseGpt2Config,
@@ -197,6 +224,8 @@ export const gpt2Family: FamilyAdapter<Gpt2Config> = {
       return new RenamedWeights(w, new Map([...transposed].map((n) => [n, n])), transposed);
     },
   },
+
+  gguf: gpt2Gguf,
 };
 
 function canonicalNames(c: Gpt2Config): string[] {

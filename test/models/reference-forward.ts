@@ -196,7 +196,8 @@ const bloom = (c: BloomConfig, r: Read, ids: number[]): { x: Mat; head: (x: Mat)
     const h2 = ln(x, `${p}post_attention_layernorm`);
     x = add(c.residualPostNorm ? h2 : x, L("mlp.dense_4h_to_h", map(L("mlp.dense_h_to_4h", h2, 4 * D), (v) => act("gelu_new", v)), D));
   }
-  return { x, head: (x) => linear(ln(x, "transformer.ln_f"), T, r("transformer.word_embeddings.weight"), null, c.vocabSize) };
+  const head = c.tieWordEmbeddings ? "transformer.word_embeddings.weight" : "lm_head.weight";
+  return { x, head: (x) => linear(ln(x, "transformer.ln_f"), T, r(head), null, c.vocabSize) };
 };
 
 const gpt2 = (c: Gpt2Config, r: Read, ids: number[]): { x: Mat; head: (x: Mat) => Mat } => {
