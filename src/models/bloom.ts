@@ -157,11 +157,16 @@ const bloomGguf = layerNormGguf<BloomConfig>({
   metadata: (c, kv) => kv.f32(LAYERNORM_EPS, c.layerNormEps),
 });
 
+/** The [V, ·] matrix of the head: the embedding table when tied, unless the checkpoint stores a head anyway. */
+const headWeight = (c: BloomConfig, w: { has(name: string): boolean }): string =>
+  c.tieWordEmbeddings && !w.has(`${BLOOM_TENSORS.lmHead}.weight`) ? BLOOM_TENSORS.embed : `${BLOOM_TENSORS.lmHead}.weight`;
+
 export const bloomFamily: FamilyAdapter<BloomConfig> = {
   name: "bloom",
   parseConfig: parseBloomConfig,
   layerPrefix,
   globalTensors,
+  headWeight,
   layerTensors: (c) => layerTensors(c),
   linears: (c) => linearSpecs(c),
   captureWidths: (c) => ({ attn_in: c.hiddenSize, attn_out: c.hiddenSize, mlp_in: c.hiddenSize, mlp_act: c.intermediateSize }),
@@ -193,7 +198,7 @@ export const bloomFamily: FamilyAdapter<BloomConfig> = {
   },
 
   head(g, _ctx, w, c, x) {
-    const head = c.tieWordEmbeddings && !w.has(`${BLOOM_TENSORS.lmHead}.weight`) ? BLOOM_TENSORS.embed.replace(/\.weight$/, "") : BLOOM_TENSORS.lmHead;
+    const head = headWeight(c, w).replace(/\.weight$/, "");
     return w.linear(norm(g, w, c, BLOOM_TENSORS.finalNorm, x), head, false);
   },
 

@@ -198,11 +198,16 @@ const neoxGguf = layerNormGguf<NeoxConfig>({
   },
 });
 
+/** The [V, ·] matrix of the head: the embedding table when tied, unless the checkpoint stores a head anyway. */
+const headWeight = (c: NeoxConfig, w: { has(name: string): boolean }): string =>
+  c.tieWordEmbeddings && !w.has(`${NEOX_TENSORS.lmHead}.weight`) ? NEOX_TENSORS.embed : `${NEOX_TENSORS.lmHead}.weight`;
+
 export const gptNeoxFamily: FamilyAdapter<NeoxConfig> = {
   name: "gpt_neox",
   parseConfig: parseNeoxConfig,
   layerPrefix,
   globalTensors,
+  headWeight,
   layerTensors: (c) => layerTensors(c),
   linears: (c) => linearSpecs(c),
   captureWidths: (c) => ({ attn_in: c.hiddenSize, attn_out: c.hiddenSize, mlp_in: c.hiddenSize, mlp_act: c.intermediateSize }),
@@ -238,7 +243,7 @@ export const gptNeoxFamily: FamilyAdapter<NeoxConfig> = {
   },
 
   head(g, _ctx, w, c, x) {
-    const head = c.tieWordEmbeddings && !w.has(`${NEOX_TENSORS.lmHead}.weight`) ? NEOX_TENSORS.embed.replace(/\.weight$/, "") : NEOX_TENSORS.lmHead;
+    const head = headWeight(c, w).replace(/\.weight$/, "");
     return w.linear(norm(g, w, c, NEOX_TENSORS.finalNorm, x), head, false);
   },
 

@@ -176,11 +176,16 @@ const gpt2Gguf = layerNormGguf<Gpt2Config>({
   metadata: (c, kv) => kv.f32(LAYERNORM_EPS, c.layerNormEps),
 });
 
+/** The [V, ·] matrix of the head: the embedding table when tied, unless the checkpoint stores a head anyway. */
+const headWeight = (c: Gpt2Config, w: { has(name: string): boolean }): string =>
+  c.tieWordEmbeddings && !w.has(`${GPT2_TENSORS.lmHead}.weight`) ? GPT2_TENSORS.embed : `${GPT2_TENSORS.lmHead}.weight`;
+
 export const gpt2Family: FamilyAdapter<Gpt2Config> = {
   name: "gpt2",
   parseConfig: parseGpt2Config,
   layerPrefix,
   globalTensors,
+  headWeight,
   layerTensors: (c) => layerTensors(c),
   linears: (c) => linearSpecs(c),
   captureWidths: (c) => ({ attn_in: c.hiddenSize, attn_out: c.hiddenSize, mlp_in: c.hiddenSize, mlp_act: c.intermediateSize }),
@@ -212,7 +217,7 @@ export const gpt2Family: FamilyAdapter<Gpt2Config> = {
   },
 
   head(g, _ctx, w, c, x) {
-    const head = c.tieWordEmbeddings && !w.has(`${GPT2_TENSORS.lmHead}.weight`) ? GPT2_TENSORS.embed.replace(/\.weight$/, "") : GPT2_TENSORS.lmHead;
+    const head = headWeight(c, w).replace(/\.weight$/, "");
     return w.linear(norm(g, w, c, GPT2_TENSORS.finalNorm, x), head, false);
   },
 

@@ -166,11 +166,16 @@ function norm(g: GraphBuilder, w: GraphWeights, c: OptConfig, name: string, x: s
   return layerNorm(g, x, g.constFloat(new Array<number>(D).fill(1), [D]), g.constFloat(new Array<number>(D).fill(0), [D]), LN_EPS);
 }
 
+/** The [V, ·] matrix of the head: the embedding table when tied, unless the checkpoint stores a head anyway. */
+const headWeight = (c: OptConfig, w: { has(name: string): boolean }): string =>
+  c.tieWordEmbeddings && !w.has(`${OPT_TENSORS.lmHead}.weight`) ? OPT_TENSORS.embedTokens : `${OPT_TENSORS.lmHead}.weight`;
+
 export const optFamily: FamilyAdapter<OptConfig> = {
   name: "opt",
   parseConfig: parseOptConfig,
   layerPrefix,
   globalTensors,
+  headWeight,
   layerTensors: (c) => layerTensors(c),
   linears: (c) => linearSpecs(c),
   captureWidths: (c) => ({ attn_in: c.hiddenSize, attn_out: c.hiddenSize, mlp_in: c.hiddenSize, mlp_act: c.intermediateSize }),
@@ -208,7 +213,7 @@ export const optFamily: FamilyAdapter<OptConfig> = {
   head(g, _ctx, w, c, x) {
     let h = c.finalNorm ? norm(g, w, c, OPT_TENSORS.finalNorm, x) : x;
     if (c.embedDim !== c.hiddenSize) h = w.linear(h, OPT_TENSORS.projectOut, false); //        (N, P)
-    const head = c.tieWordEmbeddings && !w.has(`${OPT_TENSORS.lmHead}.weight`) ? OPT_TENSORS.embedTokens.replace(/\.weight$/, "") : OPT_TENSORS.lmHead;
+    const head = headWeight(c, w).replace(/\.weight$/, "");
     return w.linear(h, head, false);
   },
 

@@ -102,7 +102,7 @@ function attention(q: Mat, k: Mat, v: Mat, T: number, H: number, hd: number, sca
       }
       let sum = 0;
       for (let s = 0; s <= t; s++) sum += p[s] = Math.exp(p[s]! - max);
-      for (let s = 0; s <= t; s++) for (let d = 0; d < hd; d++) y[t * D + h * hd + d] += (p[s]! / sum) * v[s * D + h * hd + d]!;
+      for (let s = 0; s <= t; s++) for (let d = 0; d < hd; d++) y[t * D + h * hd + d]! += (p[s]! / sum) * v[s * D + h * hd + d]!;
     }
   }
   return y;
@@ -134,7 +134,7 @@ function splitInterleaved(qkv: Mat, T: number, H: number, hd: number): [Mat, Mat
   const out: [Mat, Mat, Mat] = [new Float64Array(T * D), new Float64Array(T * D), new Float64Array(T * D)];
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < H; h++) {
-      for (let p = 0; p < 3; p++) for (let d = 0; d < hd; d++) out[p][t * D + h * hd + d] = qkv[t * 3 * D + (h * 3 + p) * hd + d]!;
+      for (let p = 0; p < 3; p++) for (let d = 0; d < hd; d++) out[p]![t * D + h * hd + d] = qkv[t * 3 * D + (h * 3 + p) * hd + d]!;
     }
   }
   return out;
@@ -142,7 +142,7 @@ function splitInterleaved(qkv: Mat, T: number, H: number, hd: number): [Mat, Mat
 
 function splitConcat(qkv: Mat, T: number, D: number): [Mat, Mat, Mat] {
   const out: [Mat, Mat, Mat] = [new Float64Array(T * D), new Float64Array(T * D), new Float64Array(T * D)];
-  for (let t = 0; t < T; t++) for (let p = 0; p < 3; p++) out[p].set(qkv.subarray(t * 3 * D + p * D, t * 3 * D + (p + 1) * D), t * D);
+  for (let t = 0; t < T; t++) for (let p = 0; p < 3; p++) out[p]!.set(qkv.subarray(t * 3 * D + p * D, t * 3 * D + (p + 1) * D), t * D);
   return out;
 }
 
