@@ -45,6 +45,8 @@ export interface FixtureOptions {
   stripPrefix?: string;
   /** leave out these tensors (e.g. a tied head) */
   omit?: string[];
+  /** store these tensors (topiary names) with another shape than the config implies */
+  reshape?: Record<string, number[]>;
 }
 
 /**
@@ -69,6 +71,7 @@ export function familyFixture(config: Record<string, unknown>, opts: FixtureOpti
   for (const t of family.globalTensors(c)) if (!t.optional || !c.tieWordEmbeddings) add(t.name, t.shape);
   for (let i = 0; i < c.numLayers; i++) for (const [suffix, shape] of family.layerTensors(c, i)) add(family.layerPrefix(i) + suffix, shape);
   for (const name of opts.omit ?? []) tensors.delete(name);
+  for (const [name, shape] of Object.entries(opts.reshape ?? {})) add(name, shape);
   let stored: WeightSource = new MemoryWeights(tensors);
   if (family.checkpointView) stored = family.checkpointView.toCheckpoint(c, stored);
   const dir = path.join(tempDir("topiary-family-"), arch);
