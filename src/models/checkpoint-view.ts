@@ -60,6 +60,10 @@ export class RenamedWeights implements WeightSource {
     return this.base.dtype(this.baseName(name));
   }
 
+  storedTransposed(name: string): boolean {
+    return this.transposed.has(name) || (this.base.storedTransposed?.(this.baseName(name)) ?? false);
+  }
+
   /** Integer codes keep their meaning under a new name; a transposed tensor has none to offer. */
   quantized(name: string): ReturnType<NonNullable<WeightSource["quantized"]>> {
     if (this.transposed.has(name) || !this.base.quantized) return null;

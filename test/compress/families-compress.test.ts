@@ -17,7 +17,7 @@ import { loadModel } from "../../src/models/load.js";
 import { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { topiary } from "../cli/run-cli.js";
+import { oneLineError, topiary } from "../cli/run-cli.js";
 import { DATA, needsShared, REFERENCE, tempDir } from "../helpers.js";
 
 const TEST_TEXT = path.join(DATA, "tinystories", "test.txt");
@@ -125,3 +125,12 @@ for (const [name, f] of Object.entries(FAMILIES)) {
     });
   });
 }
+
+describe("GPT-2 and compressed-tensors", needsShared, () => {
+  test("quantize into compressed-tensors (the default format) is refused in one line: its Conv1D layers are stored [in, out]", async () => {
+    const out = path.join(tempDir(), "gpt2-ct");
+    const r = await topiary(["quantize", path.join(REFERENCE, "architectures", "gpt2"), "--method", "rtn", "--bits", "4", "--out", out]);
+    assert.match(oneLineError(r), /attn\.c_attn: the checkpoint stores this linear \[in, out\] \(a Conv1D\); compressed-tensors holds \[out, in\] linears only \(use --format dense\)$/);
+    assert.ok(!fs.existsSync(out));
+  });
+});
