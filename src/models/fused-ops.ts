@@ -1,7 +1,9 @@
 // Graph pieces of the GPT-NeoX / BLOOM / GPT-2 blocks: partial rotary embeddings (GPT-NeoX
-// rotates only the first rotary_ndims dims of a head) and the splits of fused q/k/v outputs.
+// rotates only the first rotary_ndims dims of a head) and the split of a per-head interleaved
+// fused q/k/v output (BLOOM, GPT-NeoX).
 // Every function adds nodes to a GraphBuilder and returns the output's name.
 import type { GraphBuilder } from "../runtime/onnx-graph.js";
+import { rotateHalf, splitLast } from "./graph-ops.js";
 
 /**
  * Rotary embedding of the first `rotaryDim` dims of each head (rotate_half, GPT-NeoX style);
@@ -9,16 +11,9 @@ import type { GraphBuilder } from "../runtime/onnx-graph.js";
  * broadcast to [B, T, heads, rotaryDim] (HF's cat(freqs, freqs) layout).
  */
 export function partialRope(g: GraphBuilder, x: string, cos: string, sin: string, rotaryDim: number, headDim: number): string {
-  const half = rotaryDim / 2;
-  if (rotaryDim === headDim) return rotate(g, x, cos, sin, half);
-  const [rot, pass] = g.opN("Split", [x, g.constInt64([rotaryDim, headDim - rotaryDim])], 2, { axis: -1 });
-  return g.op("Concat", [rotate(g, rot!, cos, sin, half), pass!], { axis: -1 });
-}
-
-function rotate(g: GraphBuilder, x: string, cos: string, sin: string, half: number): string {
-  const [x1, x2] = g.opN("Split", [x, g.constInt64([half, half])], 2, { axis: -1 });
-  const rotated = g.op("Concat", [g.op("Neg", [x2!]), x1!], { axis: -1 });
-  return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rotated, sin])]);
+  if (rotaryDim === headDim) return rotateHalf(g, x, cos, sin, headDim);
+  const [rot, pass] = splitLast(g, x, [rotaryDim, headDim - rotaryDim]);
+  return g.op("Concat", [rotateHalf(g, rot!, cos, sin, rotaryDim), pass!], { axis: -1 });
 }
 
 /**
@@ -31,9 +26,4 @@ export function splitInterleavedQkv(g: GraphBuilder, qkv: string, heads: number,
   const parts = g.opN("Split", [perHead, g.constInt64([headDim, headDim, headDim])], 3, { axis: -1 });
   const flat = g.constInt64([-1, heads * headDim]);
   return parts.map((p) => g.op("Reshape", [p, flat])) as [string, string, string];
-}
-
-/** q, k, v [N, ·] from a fused linear whose rows are concatenated q|k|v (GPT-2's c_attn, Phi-3). */
-export function splitConcatenated(g: GraphBuilder, fused: string, widths: readonly number[]): string[] {
-  return g.opN("Split", [fused, g.constInt64(widths)], widths.length, { axis: -1 });
 }
