@@ -5,6 +5,7 @@ import { FormatError } from "../formats/errors.js";
 import { bloomFamily } from "./bloom.js";
 import type { ModelConfig } from "./config.js";
 import type { FamilyAdapter } from "./family.js";
+import { gemma2Family, gemma3Family } from "./gemma.js";
 import { gptNeoxFamily } from "./gpt-neox.js";
 import { gpt2Family } from "./gpt2.js";
 import { llamaFamily, llamaGguf } from "./llama.js";
@@ -20,6 +21,8 @@ const FAMILIES: Record<string, FamilyAdapter<any>> = {
   // Qwen3: Llama plus per-head q/k RMSNorm (no biases), optional window
   Qwen3ForCausalLM: llamaFamily("qwen3", { qkNorm: true, slidingWindowField: true }, llamaGguf("qwen3", false)),
   Phi3ForCausalLM: phi3Family,
+  Gemma2ForCausalLM: gemma2Family,
+  Gemma3ForCausalLM: gemma3Family,
   // LayerNorm families: OPT (learned positions, post-norm variant; no GGUF), BLOOM (ALiBi),
   // GPT-2 (Conv1D checkpoints), GPT-NeoX (partial rotary, parallel residual)
   OPTForCausalLM: optFamily,
