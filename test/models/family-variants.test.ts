@@ -1,12 +1,16 @@
 // OPT, BLOOM, GPT-2 and GPT-NeoX with switches the golden checkpoints do not cover, each a tiny
 // random model written in its family's own file layout: topiary's logits against a float64
 // forward of transformers' math (test/models/reference-forward.ts), and KV-cache decoding
-// against the full forward.
+// against the full forward, and the ONNX export against topiary.
 import assert from "node:assert/strict";
+import path from "node:path";
 import { after, describe, test } from "node:test";
+import { OnnxDecoder } from "../../src/eval/onnx-decoder.js";
+import { exportOnnx } from "../../src/export/onnx.js";
 import { loadModel } from "../../src/models/load.js";
 import type { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
+import { tempDir } from "../helpers.js";
 import { familyFixture } from "./family-fixtures.js";
 import { referenceLogits } from "./reference-forward.js";
 
@@ -85,6 +89,16 @@ describe("family switches: topiary vs a float64 forward of transformers' math", 
       let worstKv = 0;
       for (let i = 0; i < cached.length; i++) worstKv = Math.max(worstKv, Math.abs(cached[i]! - logits[i]!));
       assert.ok(worstKv < 1e-5, `KV cache vs full forward: max |Δ| ${worstKv}`);
+
+      // the ONNX export (the same fragments in the exported graph) through onnxruntime
+      const out = path.join(tempDir("topiary-variant-onnx-"), "onnx");
+      await exportOnnx(m.config, m.weights, out, { dtype: "fp32", sourceDir: m.dir });
+      const dec = await OnnxDecoder.open(out);
+      const onnx = (await dec.step(Int32Array.from(IDS), 1, T, null)).logits;
+      await dec.close();
+      let worstOnnx = 0;
+      for (let i = 0; i < onnx.length; i++) worstOnnx = Math.max(worstOnnx, Math.abs(onnx[i]! - logits[i]!));
+      assert.ok(worstOnnx < 1e-5, `ONNX export vs topiary: max |Δ| ${worstOnnx}`);
     });
   }
 });
