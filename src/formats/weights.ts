@@ -22,6 +22,12 @@ export interface WeightSource {
    * re-quantizing. Absent or null for a plain float tensor.
    */
   quantized?(name: string): { grid: QuantGrid; codes: Uint8Array; shape: readonly number[] } | null;
+  /**
+   * True for a linear's weight that its checkpoint stores [in, out] — GPT-2's Conv1D, the
+   * transpose of the [out, in] matrix topiary computes with (models/checkpoint-view.ts). Formats
+   * that define their own layout (compressed-tensors) cannot hold such a weight. Absent: never.
+   */
+  storedTransposed?(name: string): boolean;
   close(): void;
 }
 

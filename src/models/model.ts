@@ -1,6 +1,7 @@
 // A causal language model ready to run: config + weights + the layer/head graphs.
 // Execution is exposed per decoder layer (hidden states in → hidden states out) because the
 // compression pipeline walks the model one layer at a time; `forward` chains them for evaluation.
+import { createHash } from "node:crypto";
 import path from "node:path";
 import { FormatError } from "../formats/errors.js";
 import type { WeightSource } from "../formats/weights.js";
@@ -132,7 +133,10 @@ export class CausalLM {
   private graph(key: string, build: () => { bytes: Uint8Array; feeds: GraphFeeds }): BuiltGraph {
     let b = this.graphs.get(key);
     if (!b) {
-      b = { key: `${this.modelKey}:${key}`, ...build() };
+      // the session cache is process-wide: two models of one family with other switches
+      // (OPT with and without project_in) must not share a graph, so the key includes its bytes
+      const built = build();
+      b = { key: `${this.modelKey}:${key}:${createHash("sha1").update(built.bytes).digest("hex")}`, ...built };
       this.graphs.set(key, b);
     }
     return b;

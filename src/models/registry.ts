@@ -2,10 +2,14 @@
 // family is one adapter file plus one line here; nothing else in topiary switches on the
 // architecture.
 import { FormatError } from "../formats/errors.js";
+import { bloomFamily } from "./bloom.js";
 import type { ModelConfig } from "./config.js";
 import type { FamilyAdapter } from "./family.js";
 import { gemma2Family, gemma3Family } from "./gemma.js";
+import { gptNeoxFamily } from "./gpt-neox.js";
+import { gpt2Family } from "./gpt2.js";
 import { llamaFamily, llamaGguf } from "./llama.js";
+import { optFamily } from "./opt.js";
 import { phi3Family } from "./phi3.js";
 
 const FAMILIES: Record<string, FamilyAdapter<any>> = {
@@ -19,6 +23,12 @@ const FAMILIES: Record<string, FamilyAdapter<any>> = {
   Phi3ForCausalLM: phi3Family,
   Gemma2ForCausalLM: gemma2Family,
   Gemma3ForCausalLM: gemma3Family,
+  // LayerNorm families: OPT (learned positions, post-norm variant; no GGUF), BLOOM (ALiBi),
+  // GPT-2 (Conv1D checkpoints), GPT-NeoX (partial rotary, parallel residual)
+  OPTForCausalLM: optFamily,
+  BloomForCausalLM: bloomFamily,
+  GPT2LMHeadModel: gpt2Family,
+  GPTNeoXForCausalLM: gptNeoxFamily,
 };
 
 export const SUPPORTED_ARCHITECTURES = Object.keys(FAMILIES);

@@ -202,6 +202,9 @@ function getLinear(compressed: CompressedLinears, name: string): CompressedLinea
 
 function planLinear(c: CompressedLinear, format: CompressedTensorsFormat, weights: WeightSource, opts: CompressedTensorsOptions): LinearPlan {
   const tensor = `${c.name}.weight`;
+  if (weights.storedTransposed?.(tensor)) {
+    throw new Error(`${c.name}: the checkpoint stores this linear [in, out] (a Conv1D); compressed-tensors holds [out, in] linears only (use --format dense)`);
+  }
   if (weights.has(tensor) && weights.shape(tensor).join() !== c.weight.shape.join()) {
     throw new Error(`${c.name}: compressed weight is [${c.weight.shape.join(", ")}], the source has [${weights.shape(tensor).join(", ")}]`);
   }

@@ -1,0 +1,97 @@
+// The GGUF side of the LayerNorm families llama.cpp runs (gpt2, gptneox, bloom), after
+// convert_hf_to_gguf.py's GPT2Model, GPTNeoXModel and BloomModel: every tensor under its
+// llama.cpp name (LayerNorm weights and biases included), the fused q/k/v as one `attn_qkv`
+// whose rows llama.cpp reads as q|k|v — BLOOM's and GPT-NeoX's per-head interleaved rows are
+// reordered (weight and bias), GPT-2's c_attn already is — and each family's metadata.
+import { archKey, Keys, ValueType } from "../formats/gguf/constants.js";
+import { FormatError } from "../formats/errors.js";
+import { mapTensorName, type TensorNameTable } from "../formats/gguf/names.js";
+import type { MetadataValue } from "../formats/gguf/writer.js";
+import type { WeightSource } from "../formats/weights.js";
+import type { ModelConfig } from "./config.js";
+import type { GgufFamily, GgufTensorPlan } from "./family.js";
+import { gatherRows, interleavedToConcatenatedRows, invertRows } from "./fused-layout.js";
+
+export interface LayerNormGgufSpec<C extends ModelConfig> {
+  /** llama.cpp architecture name */
+  archName: string;
+  /** [HF module path, llama.cpp name] rows; "{bid}" is the block index */
+  names: TensorNameTable;
+  /**
+   * Every tensor to write, in file order: a topiary name (its llama.cpp name from `names`), or a
+   * source written under another name (a tied head llama.cpp requires: `output` ← the embedding).
+   */
+  tensors(c: C, w: WeightSource): (string | { source: string; name: string })[];
+  /** module path suffix of the per-head interleaved query_key_value, if the family has one */
+  interleavedQkv?: string;
+  /** what llama.cpp cannot run as the config says: one line, or null */
+  unsupported(c: C): string | null;
+  /** what llama.cpp will compute differently from the original, one line each */
+  warnings?(c: C): string[];
+  /** architecture metadata beyond the common keys */
+  metadata(c: C, kv: MetadataWriter): void;
+}
+
+export interface MetadataWriter {
+  u32(key: string, value: number): void;
+  f32(key: string, value: number): void;
+  bool(key: string, value: boolean): void;
+}
+
+/** "{arch}.attention.layer_norm_epsilon" (gguf-py Keys.Attention.LAYERNORM_EPS). */
+export const LAYERNORM_EPS = "{arch}.attention.layer_norm_epsilon";
+/** "{arch}.use_parallel_residual" (gguf-py Keys.LLM.USE_PARALLEL_RESIDUAL). */
+export const USE_PARALLEL_RESIDUAL = "{arch}.use_parallel_residual";
+
+export function layerNormGguf<C extends ModelConfig>(spec: LayerNormGgufSpec<C>): GgufFamily<C> {
+  const isQkv = (name: string) => spec.interleavedQkv !== undefined && new RegExp(`\\.${spec.interleavedQkv.replace(/\./g, "\\.")}\\.(weight|bias)$`).test(name);
+  return {
+    archName: spec.archName,
+    arch(c) {
+      const problem = spec.unsupported(c);
+      if (problem) throw new Error(`GGUF export of this ${c.architecture}: ${problem}`);
+      return spec.archName;
+    },
+    tensors(c, w): GgufTensorPlan[] {
+      return spec.tensors(c, w).map((entry) => {
+        const source = typeof entry === "string" ? entry : entry.source;
+        const name = typeof entry === "string" ? mapTensorName(spec.names, source, "toGguf") : entry.name;
+        if (!name) throw new Error(`no llama.cpp name for tensor "${source}"`);
+        if (!w.has(source)) throw new FormatError(w.location, `missing tensor "${source}"`);
+        const shape = [...w.shape(source)];
+        const plan: GgufTensorPlan = { name, source, shape, permuteHeads: null };
+        if (isQkv(source)) {
+          // [heads, 3, headDim] rows → [3, heads, headDim] (convert_hf_to_gguf.py "re-format attention.linear_qkv")
+          const order = interleavedToConcatenatedRows(c.numHeads, c.headDim);
+          const cols = shape.length === 2 ? shape[1]! : 1;
+          plan.transform = (data) => gatherRows(data, order, cols);
+        }
+        return plan;
+      });
+    },
+    metadata(c, arch): [string, MetadataValue][] {
+      const kv: [string, MetadataValue][] = [];
+      const writer: MetadataWriter = {
+        u32: (key, value) => kv.push([archKey(key, arch), { type: ValueType.UINT32, value }]),
+        f32: (key, value) => kv.push([archKey(key, arch), { type: ValueType.FLOAT32, value }]),
+        bool: (key, value) => kv.push([archKey(key, arch), { type: ValueType.BOOL, value }]),
+      };
+      writer.u32(Keys.LLM.VOCAB_SIZE, c.vocabSize);
+      writer.u32(Keys.LLM.CONTEXT_LENGTH, c.maxPositions);
+      writer.u32(Keys.LLM.EMBEDDING_LENGTH, c.hiddenSize);
+      writer.u32(Keys.LLM.BLOCK_COUNT, c.numLayers);
+      writer.u32(Keys.LLM.FEED_FORWARD_LENGTH, c.intermediateSize);
+      writer.u32(Keys.Attention.HEAD_COUNT, c.numHeads);
+      writer.u32(Keys.Attention.HEAD_COUNT_KV, c.numKvHeads);
+      spec.metadata(c, writer);
+      return kv;
+    },
+    warnings: (c) => spec.warnings?.(c) ?? [],
+    hfName: (ggufName) => mapTensorName(spec.names, ggufName, "toHf"),
+    fromGguf(hfName, data, shape, heads) {
+      if (!isQkv(hfName)) return data;
+      const headDim = shape[0]! / 3 / heads.q;
+      return gatherRows(data, invertRows(interleavedToConcatenatedRows(heads.q, headDim)), shape.length === 2 ? shape[1]! : 1);
+    },
+  };
+}
