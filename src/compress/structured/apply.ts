@@ -42,7 +42,7 @@ export function maskedLayerWeights(
     const key = `${g.consumer}.weight`;
     const [rows, cols] = shapeOf(key) as [number, number];
     const keepCols = new Set(keptColumns(g, kept));
-    const W = weights.get(key)!.slice();
+    const W = (sel.consumers?.get(g.consumer) ?? weights.get(key)!).slice();
     for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) if (!keepCols.has(j)) W[r * cols + j] = 0;
     out.set(key, W);
   }
@@ -77,7 +77,8 @@ export function reducedLayerTensors(
     }
     const [rows, cols] = shapeOf(`${g.consumer}.weight`) as [number, number];
     const keep = keptColumns(g, kept);
-    out.set(`${g.consumer}.weight`, { data: takeColumns(weights.get(`${g.consumer}.weight`)!, rows, cols, keep), shape: [rows, keep.length] });
+    const W = sel.consumers?.get(g.consumer) ?? weights.get(`${g.consumer}.weight`)!;
+    out.set(`${g.consumer}.weight`, { data: takeColumns(W, rows, cols, keep), shape: [rows, keep.length] });
     const comp = sel.biases.get(g.consumer);
     const own = weights.get(`${g.consumer}.bias`);
     if (comp || own) {

@@ -28,8 +28,10 @@ export interface LayerInputs<S> {
 
 export interface LayerSelection {
   kept: KeptUnits;
-  /** bias added to each consumer (FLAP's compensation), by consumer suffix; empty without it */
+  /** bias added to each consumer (FLAP's compensation, or the refit's), by consumer suffix */
   biases: Map<string, Float32Array>;
+  /** refitted consumer weights at their original shape (removed columns zero), when reconstructed */
+  consumers?: Map<string, Float32Array>;
 }
 
 function standardize(x: Float64Array): Float64Array {

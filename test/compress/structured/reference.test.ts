@@ -6,14 +6,10 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { maskedLayerWeights } from "../../../src/compress/structured/apply.js";
-import { planStructured, shapeOf, type StructuredMethod } from "../../../src/compress/structured/plan.js";
-import type { LayerSelection } from "../../../src/compress/structured/select.js";
-import { llamaUnits } from "../../../src/compress/structured/units.js";
+import { prunedStandIn } from "../../../src/compress/structured/biased-model.js";
+import { planStructured, type StructuredMethod } from "../../../src/compress/structured/plan.js";
 import { perplexity } from "../../../src/eval/perplexity.js";
-import type { WeightSource } from "../../../src/formats/weights.js";
 import { loadModel } from "../../../src/models/load.js";
-import { CausalLM } from "../../../src/models/model.js";
 import { REFERENCE, STORIES } from "../../helpers.js";
 import { referenceCalibration, tinystoriesTest } from "../reference-helpers.js";
 
@@ -26,36 +22,6 @@ interface RefRun {
 }
 
 const runs = JSON.parse(fs.readFileSync(path.join(REFERENCE, "structured", "results.json"), "utf8")).runs as Record<string, RefRun>;
-
-/**
- * The pruned model with its original shapes: removed rows/columns zeroed, o_proj/down_proj
- * carrying FLAP's compensation biases (other linears get zero biases) — the reference's `ppl`.
- */
-function maskedDense(base: CausalLM, selections: LayerSelection[]): CausalLM {
-  const groups = llamaUnits(base.config);
-  const tensors = new Map<string, { data: Float32Array; shape: number[] }>();
-  selections.forEach((sel, i) => {
-    const w = maskedLayerWeights(base.layerWeights(i), groups, sel, shapeOf(base));
-    for (const [suffix, data] of w) tensors.set(`model.layers.${i}.${suffix}`, { data, shape: [...base.weights.shape(`model.layers.${i}.${suffix}`)] });
-    for (const l of base.linears(i)) {
-      const rows = base.weights.shape(`${l.name}.weight`)[0]!;
-      const bias = sel.biases.get(l.suffix) ?? new Float32Array(rows);
-      tensors.set(`${l.name}.bias`, { data: bias, shape: [rows] });
-    }
-  });
-  const src = base.weights;
-  const weights: WeightSource = {
-    location: src.location,
-    names: () => [...new Set([...src.names(), ...tensors.keys()])],
-    has: (n) => tensors.has(n) || src.has(n),
-    shape: (n) => tensors.get(n)?.shape ?? src.shape(n),
-    read: (n) => tensors.get(n)?.data.slice() ?? src.read(n),
-    storedBytes: (n) => (tensors.has(n) ? 4 : src.storedBytes(n)),
-    dtype: (n) => (tensors.has(n) ? "F32" : src.dtype(n)),
-    close: () => src.close(),
-  };
-  return new CausalLM({ ...base.config, qkvBias: true, oBias: true, mlpBias: true }, weights, base.dir);
-}
 
 const CASES: [StructuredMethod, string, number][] = [
   ["flap", "flap", 0.2],
@@ -83,10 +49,24 @@ describe("structured pruning matches the FLAP reference on stories260K", () => {
           assert.ok(err <= 1e-4 * scale, `layer ${i} down_proj bias: max |Δ| ${err} (scale ${scale})`);
         });
       }
-      const ppl = (await perplexity(maskedDense(model, sel), tinystoriesTest(), { seqlen: 512 })).perplexity;
+      const ppl = (await perplexity(prunedStandIn(model, sel), tinystoriesTest(), { seqlen: 512 })).perplexity;
       const refPpl = ref.ppl.A_tinystories_test.ppl;
       console.log(`${method} ${ratio}: ppl ${ppl.toFixed(5)} (reference ${refPpl.toFixed(5)})`);
       assert.ok(Math.abs(ppl / refPpl - 1) < 0.01, `perplexity ${ppl} vs reference ${refPpl}`);
+    });
+  }
+});
+
+describe("obs-sp (structured OBS with reconstruction) beats FLAP and Wanda-sp", () => {
+  for (const ratio of [0.3, 0.5]) {
+    test(`ratio ${ratio}`, async () => {
+      const model = loadModel(STORIES);
+      const sel = await planStructured(model, referenceCalibration(), { method: "obs-sp", ratio });
+      const ppl = (await perplexity(prunedStandIn(model, sel), tinystoriesTest(), { seqlen: 512 })).perplexity;
+      const flap = runs[`flap-${ratio}`]!.ppl.A_tinystories_test.ppl;
+      const wandaSp = runs[`wanda_sp-${ratio}`]!.ppl.A_tinystories_test.ppl;
+      console.log(`obs-sp ${ratio}: ppl ${ppl.toFixed(4)} (FLAP ${flap.toFixed(4)}, Wanda-sp ${wandaSp.toFixed(4)})`);
+      assert.ok(ppl < flap && ppl < wandaSp);
     });
   }
 });
