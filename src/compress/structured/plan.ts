@@ -31,7 +31,7 @@ export interface StructuredOptions {
   ratio: number;
   /** refit the consumers by least squares after choosing (always on for obs-sp) */
   reconstruct?: boolean;
-  /** obs-sp: remove floor(r·count) units of every group in every layer (equal widths) */
+  /** flap, obs-sp: remove floor(r·count) units of every group in every layer (equal widths, as wanda-sp) */
   uniform?: boolean;
   /** λ of H + λ·mean(diag H)·I for the least-squares refit (default 0.01) */
   dampening?: number;
@@ -154,7 +154,7 @@ async function flapSelection(model: CausalLM, calib: CalibrationBatch, opts: Str
     model.forgetLayer(i);
     if (!opts.reconstruct) opts.onLayer?.(i + 1, L);
   }
-  return flapSelect(layers, opts.ratio);
+  return flapSelect(layers, opts.ratio, Boolean(opts.uniform));
 }
 
 /** Removes the units `kept` leaves out of each consumer (jointly) and refits the rest. */

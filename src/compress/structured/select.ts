@@ -90,8 +90,20 @@ export function compensationBias(W: Float32Array, rows: number, cols: number, me
   return b;
 }
 
-/** FLAP AL-AM: one global threshold over every unit of every layer, with bias compensation. */
-export function flapSelect(layers: LayerInputs<FluctuationStats>[], ratio: number): LayerSelection[] {
+/**
+ * FLAP AL-AM: one global threshold over every unit of every layer, with bias compensation.
+ * `uniform` instead removes floor(r·count) units of every group in every layer (equal widths, the
+ * counts Wanda-sp removes), the lowest FLAP scores first, still with compensation.
+ */
+export function flapSelect(layers: LayerInputs<FluctuationStats>[], ratio: number, uniform = false): LayerSelection[] {
+  if (uniform) {
+    return layers.map((l) => {
+      const scores = flapUnitScores(l);
+      const kept = {} as KeptUnits;
+      for (const g of l.groups) kept[g.kind] = keepHighest(scores.get(g.kind)!, wandaSpRemoved(ratio, g.count), g.kind);
+      return { kept, biases: compensation(l, kept) };
+    });
+  }
   const all: { score: number; cost: number; layer: number; kind: UnitKind; unit: number }[] = [];
   const perLayer = layers.map((l) => flapUnitScores(l));
   layers.forEach((l, i) => {
@@ -117,16 +129,31 @@ export function flapSelect(layers: LayerInputs<FluctuationStats>[], ratio: numbe
   const threshold = all[best]!.score;
   return layers.map((l, i) => {
     const kept = {} as KeptUnits;
-    const biases = new Map<string, Float32Array>();
     for (const g of l.groups) {
       const s = perLayer[i]!.get(g.kind)!;
       kept[g.kind] = [...s.keys()].filter((u) => s[u]! > threshold);
-      const { W, rows, cols } = l.consumers.get(g.consumer)!;
-      const keptCols = new Set(kept[g.kind].flatMap((u) => g.columns(u)));
-      biases.set(g.consumer, compensationBias(W, rows, cols, l.stats.get(g.consumer)!.mean, keptCols));
+      if (kept[g.kind].length === 0) throw new Error(`ratio ${ratio} would remove every ${g.kind} unit of layer ${i}`);
     }
-    return { kept, biases };
+    return { kept, biases: compensation(l, kept) };
   });
+}
+
+/** FLAP's bias for each consumer of a layer, given the kept units. */
+function compensation(l: LayerInputs<FluctuationStats>, kept: KeptUnits): Map<string, Float32Array> {
+  const biases = new Map<string, Float32Array>();
+  for (const g of l.groups) {
+    const { W, rows, cols } = l.consumers.get(g.consumer)!;
+    const keptCols = new Set(kept[g.kind].flatMap((u) => g.columns(u)));
+    biases.set(g.consumer, compensationBias(W, rows, cols, l.stats.get(g.consumer)!.mean, keptCols));
+  }
+  return biases;
+}
+
+/** The units left after removing the `removed` lowest scores (ties at the cut stay), ascending. */
+function keepHighest(s: Float64Array, removed: number, kind: UnitKind): number[] {
+  if (removed >= s.length) throw new Error(`ratio would remove every ${kind} unit of a layer (${s.length})`);
+  const thresh = [...s].sort((a, b) => a - b)[removed]!;
+  return [...s.keys()].filter((u) => s[u]! >= thresh);
 }
 
 /** Wanda-sp's per-unit scores of one layer: Σ over the unit's columns of mean_r |W|·√S. */
@@ -152,12 +179,6 @@ export function wandaSpRemoved(ratio: number, count: number): number {
 export function wandaSpSelect(layer: LayerInputs<SquaredNormStats>, ratio: number): LayerSelection {
   const scores = wandaSpUnitScores(layer);
   const kept = {} as KeptUnits;
-  for (const g of layer.groups) {
-    const s = scores.get(g.kind)!;
-    const removed = wandaSpRemoved(ratio, g.count);
-    if (removed >= g.count) throw new Error(`ratio ${ratio} would remove every ${g.kind} unit of a layer (${g.count})`);
-    const thresh = [...s].sort((a, b) => a - b)[removed]!;
-    kept[g.kind] = [...s.keys()].filter((u) => s[u]! >= thresh);
-  }
+  for (const g of layer.groups) kept[g.kind] = keepHighest(scores.get(g.kind)!, wandaSpRemoved(ratio, g.count), g.kind);
   return { kept, biases: new Map() };
 }
