@@ -20,7 +20,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { ModelConfig } from "../src/models/config.js";
-import { linearSpecs } from "../src/models/llama.js";
+import { adapterFor } from "../src/models/registry.js";
 import { loadModel } from "../src/models/load.js";
 import { CausalLM } from "../src/models/model.js";
 import { syntheticModel, tinyLlamaShape } from "../src/models/synthetic.js";
@@ -56,7 +56,7 @@ function linearShapes(c: ModelConfig): Map<string, { out: number; in: number; co
     s.count += n;
     shapes.set(key, s);
   };
-  for (const l of linearSpecs(c)) add(l.outFeatures, l.inFeatures, c.numLayers);
+  for (const l of adapterFor(c).linears(c, 0)) add(l.outFeatures, l.inFeatures, c.numLayers);
   add(c.vocabSize, c.hiddenSize, 1); // lm_head (tied or not, it is one more GEMM)
   return shapes;
 }

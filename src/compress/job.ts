@@ -101,7 +101,10 @@ export async function runCompression(job: CompressionJob): Promise<CompressionSu
           weights = store.over(weights);
         }
         const writer = job.writer ?? denseWriter();
-        await writer({ outDir: tmp, sourceDir: job.modelDir, config: base.config.raw, source: base.weights, weights, stores, linears: linearNames, warn });
+        // written in the checkpoint's own names and layouts (models/family.ts checkpointView)
+        const view = base.family.checkpointView;
+        const toCheckpoint = (w: WeightSource) => (view ? view.toCheckpoint(base.config, w) : w);
+        await writer({ outDir: tmp, sourceDir: job.modelDir, config: base.config.raw, source: toCheckpoint(base.weights), weights: toCheckpoint(weights), stores, linears: linearNames, warn });
         const linears = mergeReports(reports);
         const record = {
           topiary: TOPIARY_VERSION,

@@ -7,11 +7,10 @@
 //                inputs, so every layer is fitted to what its compressed predecessors produce
 // Memory: one layer's weights, its statistics, and the calibration activations (two buffers of
 // nsamples × seqlen × hidden). Compressed layers go to a CompressedStore on disk.
-// With true_sequential, steps 1–3 repeat per group (q/k/v, o, gate/up, down).
+// With true_sequential, steps 1–3 repeat per group (the family's groups; Llama: q/k/v, o, gate/up, down).
 // Methods that need no statistics (magnitude) skip the forward passes entirely.
 import type { CalibrationBatch } from "../data/calibration.js";
-import { CAPTURE_WIDTH, TRUE_SEQUENTIAL_GROUPS, type CaptureName } from "../models/llama.js";
-import type { CausalLM, LayerWeights } from "../models/model.js";
+import type { CaptureName, CausalLM, LayerWeights } from "../models/model.js";
 import { gemm } from "../runtime/kernels.js";
 import { assertFinite, Tensor } from "../tensor/tensor.js";
 import { InputStatistics } from "./hessian.js";
@@ -71,7 +70,7 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
   const reports: LinearReport[] = [];
 
   // layer-0 inputs: the token embeddings of the calibration batch
-  let inputs = useCalibration ? model.embed(calibration!.ids) : null;
+  let inputs = useCalibration ? await model.embed(calibration!.ids, calibration!.nsamples, calibration!.seqlen) : null;
   const nsamples = calibration?.nsamples ?? 0;
   const T = calibration?.seqlen ?? 0;
   const bytesPerToken = (4 * D + 3 * model.config.intermediateSize) * 4;
@@ -102,7 +101,7 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
     const weights: LayerWeights = new Map(model.layerWeights(i));
     const linears = model.linears(i).filter((l) => stageTargets(stage, l.name));
     const groups = stage.trueSequential
-      ? TRUE_SEQUENTIAL_GROUPS.map((g) => linears.filter((l) => g.includes(l.suffix)))
+      ? model.trueSequentialGroups(i).map((g) => linears.filter((l) => g.includes(l.suffix)))
       : [linears];
     const results: CompressedLinear[] = [];
 
@@ -113,7 +112,7 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
         for (const l of group) {
           if (!stats.has(l.input)) {
             const readers = group.filter((o) => o.input === l.input).map((o) => o.suffix.split(".").pop()).join(", ");
-            stats.set(l.input, new InputStatistics(CAPTURE_WIDTH(model.config, l.input), needs as "diag" | "hessian", `layer ${i} ${l.input} (${readers})`));
+            stats.set(l.input, new InputStatistics(model.captureWidth(i, l.input), needs as "diag" | "hessian", `layer ${i} ${l.input} (${readers})`));
           }
         }
         const capture = [...stats.keys()];

@@ -1,24 +1,28 @@
 // A GGUF file written by export/gguf.ts, read back as Hugging Face-named float32 weights: names
-// mapped back (formats/gguf/names.ts), blocks dequantized as ggml does, q/k rows returned to HF's
-// rotate_half order. So topiary can evaluate exactly the weights llama.cpp runs.
+// mapped back and layouts undone by the family's adapter (models/family.ts `gguf`: Llama returns
+// q/k rows to HF's rotate_half order), blocks dequantized as ggml does. So topiary can evaluate
+// exactly the weights llama.cpp runs.
 import { FormatError } from "../formats/errors.js";
 import { archKey, Keys, quantTypeName } from "../formats/gguf/constants.js";
-import { hfTensorName } from "../formats/gguf/names.js";
 import type { GgufFile, GgufTensor } from "../formats/gguf/reader.js";
 import type { WeightSource } from "../formats/weights.js";
-import { LAYER_TENSORS } from "../models/llama.js";
-import { unpermuteRows } from "./gguf-tensors.js";
+import type { GgufFamily } from "../models/family.js";
+import { familyOfGgufArch } from "../models/registry.js";
 
 export class GgufWeights implements WeightSource {
   private readonly byHf = new Map<string, GgufTensor>();
   private readonly heads: { q: number; kv: number };
+  private readonly family: GgufFamily;
 
   constructor(readonly gguf: GgufFile) {
+    const arch = String(gguf.get(Keys.General.ARCHITECTURE));
+    const family = familyOfGgufArch(arch)?.gguf;
+    if (!family) throw new FormatError(gguf.file, `topiary cannot read llama.cpp architecture "${arch}" back`);
+    this.family = family;
     for (const t of gguf.tensors) {
-      const hf = hfTensorName(t.name);
+      const hf = family.hfName(t.name);
       if (hf) this.byHf.set(hf, t);
     }
-    const arch = String(gguf.get(Keys.General.ARCHITECTURE));
     const q = Number(gguf.get(archKey(Keys.Attention.HEAD_COUNT, arch)));
     const kv = Number(gguf.get(archKey(Keys.Attention.HEAD_COUNT_KV, arch)) ?? q);
     if (!Number.isInteger(q) || q <= 0) throw new FormatError(gguf.file, `missing ${archKey(Keys.Attention.HEAD_COUNT, arch)}`);
@@ -57,10 +61,7 @@ export class GgufWeights implements WeightSource {
 
   read(name: string): Float32Array {
     const t = this.tensor(name);
-    const data = this.gguf.readFloat32(t.name);
-    if (name.endsWith(`${LAYER_TENSORS.q}.weight`)) return unpermuteRows(data, t.shape[0]!, this.heads.q);
-    if (name.endsWith(`${LAYER_TENSORS.k}.weight`)) return unpermuteRows(data, t.shape[0]!, this.heads.kv);
-    return data;
+    return this.family.fromGguf(name, this.gguf.readFloat32(t.name), t.shape, this.heads);
   }
 
   close(): void {

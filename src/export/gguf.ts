@@ -1,6 +1,8 @@
-// Export a Llama-family model to GGUF for llama.cpp, the way convert_hf_to_gguf.py's LlamaModel
-// does: llama.cpp tensor names, q/k rows permuted to ggml's rope layout, architecture and
-// tokenizer metadata, tied embeddings left to llama.cpp (no output.weight: it reuses token_embd).
+// Export a model to GGUF for llama.cpp, the way convert_hf_to_gguf.py does: the family's adapter
+// (models/family.ts `gguf`) gives the llama.cpp architecture, tensor names and layouts (Llama:
+// q/k rows permuted to ggml's rope layout) and architecture metadata; this file writes general
+// and tokenizer metadata, chooses each tensor's type and writes the file. Tied embeddings are left
+// to llama.cpp (no output.weight: it reuses token_embd).
 // Weights are quantized by ggml's reference quantizers (formats/gguf/quants.ts), except weights
 // topiary already quantized on a grid Q4_0/Q8_0 holds exactly, which keep their codes and scales
 // (export/gguf-tensors.ts). One tensor is in memory at a time; the file appears only when complete.
@@ -8,12 +10,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { FormatError } from "../formats/errors.js";
 import { archKey, FileType, GGML_QUANT_VERSION, GGUF_DEFAULT_ALIGNMENT, Keys, QuantType, ValueType } from "../formats/gguf/constants.js";
-import { ggufTensorName } from "../formats/gguf/names.js";
 import { quantize, type PackableType } from "../formats/gguf/quants.js";
 import { writeGguf, type GgufTensorToWrite, type MetadataValue } from "../formats/gguf/writer.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { ModelConfig } from "../models/config.js";
-import { EMBED_TOKENS, FINAL_NORM, inverseFrequencies, LAYER_TENSORS, layerPrefix, LM_HEAD } from "../models/llama.js";
+import type { GgufFamily, GgufTensorPlan } from "../models/family.js";
+import { familyOf, SUPPORTED_ARCHITECTURES } from "../models/registry.js";
 import { chooseType, isOutputTensor, packSourceCodes, permuteRows } from "./gguf-tensors.js";
 import { TensorWarnings } from "./tensor-warnings.js";
 import { llamaVocab, type GgufVocab } from "./gguf-vocab.js";
@@ -27,12 +29,6 @@ export const GGUF_TYPES = {
   q4_k: { type: QuantType.Q4_K, fileType: FileType.MOSTLY_Q4_K_S },
 } as const satisfies Record<string, { type: PackableType; fileType: FileType }>;
 export type GgufTypeName = keyof typeof GGUF_TYPES;
-
-/** HF architectures → llama.cpp architecture (convert_hf_to_gguf.py registers both as LlamaModel). */
-const GGUF_ARCH: Record<string, string> = {
-  LlamaForCausalLM: "llama",
-  MistralForCausalLM: "llama",
-};
 
 export interface ExportSource {
   config: ModelConfig;
@@ -66,55 +62,20 @@ export interface GgufExportReport {
   warnings: string[];
 }
 
-interface PlannedTensor {
-  name: string;
-  source: string | null;
-  shape: number[];
-  /** q/k: heads whose rows are permuted to ggml's rope layout */
-  permuteHeads: number | null;
-  /** generated data (rope_freqs) instead of a checkpoint tensor */
-  generated?: Float32Array;
+type PlannedTensor = GgufTensorPlan;
+
+/** The family's GGUF side and llama.cpp architecture for a config, or an error naming what is not supported. */
+function ggufFamily(c: ModelConfig): { gguf: GgufFamily; arch: string } {
+  const gguf = familyOf(c.architecture)?.gguf;
+  if (!gguf) {
+    const supported = SUPPORTED_ARCHITECTURES.filter((a) => familyOf(a)?.gguf);
+    throw new Error(`GGUF export supports ${supported.join(", ")}; this model is ${c.architecture}`);
+  }
+  return { gguf, arch: gguf.arch(c) };
 }
 
-/** The GGUF architecture for a config, or an error naming what is not supported. */
-function ggufArch(c: ModelConfig): string {
-  const arch = GGUF_ARCH[c.architecture];
-  if (!arch) throw new Error(`GGUF export supports ${Object.keys(GGUF_ARCH).join(", ")}; this model is ${c.architecture}`);
-  if (c.qkvBias || c.oBias || c.mlpBias) throw new Error(`GGUF export of ${c.architecture} with attention or MLP biases is not supported`);
-  return arch;
-}
-
-function planTensors(c: ModelConfig, w: WeightSource): PlannedTensor[] {
-  const plan: PlannedTensor[] = [];
-  const add = (source: string, permuteHeads: number | null = null) => {
-    const name = ggufTensorName(source);
-    if (!name) throw new Error(`no llama.cpp name for tensor "${source}"`);
-    if (!w.has(source)) throw new FormatError(w.location, `missing tensor "${source}"`);
-    plan.push({ name, source, shape: [...w.shape(source)], permuteHeads });
-  };
-  if (c.ropeScaling.type === "llama3") {
-    // llama.cpp divides each rotary frequency by rope_freqs[i] (convert_hf_to_gguf.py generate_extra_tensors)
-    const plain = inverseFrequencies(c.headDim, c.ropeTheta, { type: "none" });
-    const scaled = inverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling);
-    const factors = plain.map((f, i) => f / scaled[i]!);
-    plan.push({ name: "rope_freqs.weight", source: null, shape: [factors.length], permuteHeads: null, generated: factors });
-  }
-  add(EMBED_TOKENS);
-  for (let i = 0; i < c.numLayers; i++) {
-    const p = layerPrefix(i);
-    add(p + LAYER_TENSORS.inputNorm);
-    add(`${p}${LAYER_TENSORS.q}.weight`, c.numHeads);
-    add(`${p}${LAYER_TENSORS.k}.weight`, c.numKvHeads);
-    add(`${p}${LAYER_TENSORS.v}.weight`);
-    add(`${p}${LAYER_TENSORS.o}.weight`);
-    add(p + LAYER_TENSORS.postNorm);
-    add(`${p}${LAYER_TENSORS.gate}.weight`);
-    add(`${p}${LAYER_TENSORS.up}.weight`);
-    add(`${p}${LAYER_TENSORS.down}.weight`);
-  }
-  add(FINAL_NORM);
-  // tied embeddings: llama.cpp uses token_embd when output.weight is absent
-  if (w.has(LM_HEAD)) add(LM_HEAD);
+function planTensors(c: ModelConfig, w: WeightSource, gguf: GgufFamily): PlannedTensor[] {
+  const plan = gguf.tensors(c, w);
   for (const t of plan) {
     if (!t.source || w.quantized?.(t.source)) continue;
     const dtype = w.dtype(t.source);
@@ -125,10 +86,9 @@ function planTensors(c: ModelConfig, w: WeightSource): PlannedTensor[] {
   return plan;
 }
 
-function metadata(c: ModelConfig, arch: string, name: string, fileType: FileType, vocab: GgufVocab): [string, MetadataValue][] {
+function metadata(c: ModelConfig, gguf: GgufFamily, arch: string, name: string, fileType: FileType, vocab: GgufVocab): [string, MetadataValue][] {
   const kv: [string, MetadataValue][] = [];
   const u32 = (key: string, value: number) => kv.push([archKey(key, arch), { type: ValueType.UINT32, value }]);
-  const f32 = (key: string, value: number) => kv.push([archKey(key, arch), { type: ValueType.FLOAT32, value }]);
   const str = (key: string, value: string) => kv.push([archKey(key, arch), { type: ValueType.STRING, value }]);
   const bool = (key: string, value: boolean) => kv.push([key, { type: ValueType.BOOL, value }]);
   str(Keys.General.ARCHITECTURE, arch);
@@ -137,22 +97,7 @@ function metadata(c: ModelConfig, arch: string, name: string, fileType: FileType
   u32(Keys.General.FILE_TYPE, fileType);
   u32(Keys.General.QUANTIZATION_VERSION, GGML_QUANT_VERSION);
   u32(Keys.General.ALIGNMENT, GGUF_DEFAULT_ALIGNMENT);
-  u32(Keys.LLM.VOCAB_SIZE, c.vocabSize);
-  u32(Keys.LLM.CONTEXT_LENGTH, c.maxPositions);
-  u32(Keys.LLM.EMBEDDING_LENGTH, c.hiddenSize);
-  u32(Keys.LLM.BLOCK_COUNT, c.numLayers);
-  u32(Keys.LLM.FEED_FORWARD_LENGTH, c.intermediateSize);
-  u32(Keys.Attention.HEAD_COUNT, c.numHeads);
-  u32(Keys.Attention.HEAD_COUNT_KV, c.numKvHeads);
-  u32(Keys.Attention.KEY_LENGTH, c.headDim);
-  u32(Keys.Attention.VALUE_LENGTH, c.headDim);
-  f32(Keys.Attention.LAYERNORM_RMS_EPS, c.rmsNormEps);
-  u32(Keys.Rope.DIMENSION_COUNT, c.headDim);
-  f32(Keys.Rope.FREQ_BASE, c.ropeTheta);
-  if (c.ropeScaling.type === "linear") {
-    str(Keys.Rope.SCALING_TYPE, "linear");
-    f32(Keys.Rope.SCALING_FACTOR, c.ropeScaling.factor);
-  }
+  kv.push(...gguf.metadata(c, arch));
   str(Keys.Tokenizer.MODEL, vocab.model);
   str(Keys.Tokenizer.PRE, "default");
   kv.push([Keys.Tokenizer.LIST, { type: ValueType.ARRAY, itemType: ValueType.STRING, value: vocab.tokens }]);
@@ -174,11 +119,10 @@ export function exportGguf(src: ExportSource, opts: { type: GgufTypeName; out: s
   const w = src.weights;
   const spec = GGUF_TYPES[opts.type];
   if (!spec) throw new Error(`unknown GGUF type "${opts.type}" (supported: ${Object.keys(GGUF_TYPES).join(", ")})`);
-  const arch = ggufArch(c);
-  const warnings: string[] = [];
-  if (c.slidingWindow !== null) warnings.push(`llama.cpp's llama architecture ignores the sliding window (${c.slidingWindow}): sequences longer than it attend further than the original model`);
+  const { gguf, arch } = ggufFamily(c);
+  const warnings: string[] = [...(gguf.warnings?.(c) ?? [])];
   const vocab = llamaVocab(src.dir, c.vocabSize, { bos: c.bosTokenId, eos: c.eosTokenIds[0] ?? null });
-  const plan = planTensors(c, w);
+  const plan = planTensors(c, w, gguf);
   const exported = new Set(plan.map((t) => t.source));
   const skipped = w.names().filter((n) => !exported.has(n) && !n.endsWith("rotary_emb.inv_freq"));
   const tensorWarnings = new TensorWarnings();
@@ -202,7 +146,7 @@ export function exportGguf(src: ExportSource, opts: { type: GgufTypeName; out: s
       },
     };
   });
-  writeGguf(opts.out, metadata(c, arch, opts.name ?? path.basename(path.resolve(src.dir)), spec.fileType, vocab), tensors);
+  writeGguf(opts.out, metadata(c, gguf, arch, opts.name ?? path.basename(path.resolve(src.dir)), spec.fileType, vocab), tensors);
   warnings.push(...tensorWarnings.lines());
   return { file: path.resolve(opts.out), bytes: fs.statSync(opts.out).size, fileType: FileType[spec.fileType], tensors: reports, warnings };
 }
@@ -214,7 +158,9 @@ function tensorData(t: PlannedTensor, type: PackableType, w: WeightSource, repor
   const source = t.source!;
   const q = w.quantized?.(source) ?? null;
   if (q && q.shape.join() !== t.shape.join()) throw new FormatError(w.location, `"${source}": quantized codes have shape [${q.shape.join(", ")}], the tensor [${t.shape.join(", ")}]`);
-  if (q && (type === QuantType.Q4_0 || type === QuantType.Q8_0)) {
+  if (q && t.transform) {
+    warnings.add(source, `re-quantized to ${QuantType[type]}, as llama.cpp stores it transformed`);
+  } else if (q && (type === QuantType.Q4_0 || type === QuantType.Q8_0)) {
     const r = packSourceCodes(type, q, t.permuteHeads);
     if (typeof r !== "string") {
       report.fromCodes = true;
@@ -226,6 +172,7 @@ function tensorData(t: PlannedTensor, type: PackableType, w: WeightSource, repor
     warnings.add(source, `re-quantized to ${QuantType[type]}, which cannot hold a ${q.grid.bits}-bit grid (Q4_0 or Q8_0 keep the codes)`);
   }
   let data = w.read(source);
+  if (t.transform) data = t.transform(data);
   if (t.permuteHeads !== null) data = permuteRows(data, t.shape[0]!, t.permuteHeads);
   if (type === QuantType.F16) {
     let over = 0;

@@ -1,4 +1,4 @@
-// `topiary export --to onnx`: a Llama-family model as one ONNX decoder with a KV cache, laid out
+// `topiary export --to onnx`: a model (any family: models/decoder-graph.ts) as one ONNX decoder with a KV cache, laid out
 // as transformers.js loads it (and onnxruntime runs it):
 //   out/config.json                 the source config, plus "transformers.js_config" {dtype, …}
 //   out/generation_config.json, tokenizer.json, tokenizer_config.json, …   (copied)
@@ -18,12 +18,12 @@ import { AUX_FILES } from "../formats/hf-folder.js";
 import { externalDataName, modelFileName, MS_DOMAIN, ONNX_SUBFOLDER, type ExportDtype } from "../formats/onnx/names.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { ModelConfig } from "../models/config.js";
-import { EMBED_TOKENS, layerPrefix, linearSpecs, LM_HEAD, OPSET } from "../models/llama.js";
-import { SUPPORTED_ARCHITECTURES } from "../models/registry.js";
+import { buildDecoderGraph, type StoredWeights } from "../models/decoder-graph.js";
+import { OPSET } from "../models/graph-ops.js";
+import { familyOf, SUPPORTED_ARCHITECTURES } from "../models/registry.js";
 import { GraphBuilder, typedBytes, type ElemType } from "../runtime/onnx-graph.js";
 import { floatArrayToHalf } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
-import { buildDecoderGraph, type GraphWeights } from "./onnx-graph.js";
 import { TensorWarnings } from "./tensor-warnings.js";
 
 export const ONNX_WEIGHT_DTYPES = ["fp32", "fp16"] as const;
@@ -85,7 +85,7 @@ export function onnxOptionsFor(type: ExportDtype, groupSize = 32): OnnxExportOpt
 
 /** Checks that topiary can export `config` with `opts`; throws one line otherwise. */
 export function checkOnnxExport(config: ModelConfig, opts: OnnxExportOptions): void {
-  if (!SUPPORTED_ARCHITECTURES.includes(config.architecture)) {
+  if (!familyOf(config.architecture)) {
     throw new Error(`cannot export architecture "${config.architecture}" to ONNX (supported: ${SUPPORTED_ARCHITECTURES.join(", ")})`);
   }
   if (!(ONNX_WEIGHT_DTYPES as readonly string[]).includes(opts.dtype)) {
@@ -176,9 +176,10 @@ function planLinears(config: ModelConfig, weights: WeightSource, opts: OnnxExpor
   const quantized: LinearPlan["quantized"] = new Map();
   const warnings = new TensorWarnings();
   let bits: number | null = null;
-  const head = config.tieWordEmbeddings && !weights.has(LM_HEAD) ? EMBED_TOKENS : LM_HEAD;
+  const family = familyOf(config.architecture)!;
+  const head = family.headWeight(config, weights);
   const candidates = [head];
-  for (let i = 0; i < config.numLayers; i++) for (const l of linearSpecs(config)) candidates.push(`${layerPrefix(i)}${l.suffix}.weight`);
+  for (let i = 0; i < config.numLayers; i++) for (const l of family.linears(config, i)) candidates.push(`${family.layerPrefix(i)}${l.suffix}.weight`);
   for (const name of candidates) {
     if (!weights.has(name)) continue;
     const q = weights.quantized?.(name);
@@ -241,8 +242,8 @@ class InitializerSink {
   }
 }
 
-/** GraphWeights over a WeightSource: stores each tensor once, as the options ask. */
-class WeightStore implements GraphWeights {
+/** StoredWeights over a WeightSource: stores each tensor once, as the options ask. */
+class WeightStore implements StoredWeights {
   private readonly stored = new Map<string, string>();
   private readonly asFloat = new Map<string, string>();
 
@@ -282,9 +283,13 @@ class WeightStore implements GraphWeights {
     return v;
   }
 
-  embed(ids: string): string {
+  shape(name: string): readonly number[] {
+    return this.weights.shape(name);
+  }
+
+  gather(name: string, ids: string): string {
     // gather rows in the storage dtype, then cast: a float16 table stays float16 in memory
-    const rows = this.g.op("Gather", [this.raw(EMBED_TOKENS), ids], { axis: 0 });
+    const rows = this.g.op("Gather", [this.raw(name), ids], { axis: 0 });
     return this.opts.dtype === "fp32" ? rows : this.g.op("Cast", [rows], { to: 1 });
   }
 

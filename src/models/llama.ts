@@ -1,28 +1,150 @@
-// Llama-family decoder (LlamaForCausalLM; Mistral and Qwen2 differ only in config fields):
-// pre-norm RMSNorm, rotary embeddings (rotate_half), grouped-query causal attention, SwiGLU MLP.
-//
-// Each decoder layer is one ONNX graph whose *weights are inputs*, so a single onnxruntime
-// session per layer shape serves every layer, and the compression pipeline can run a layer with
-// compressed weights just by feeding other arrays. The graph also exposes, as optional outputs,
-// the input of every linear layer (what the pipeline's Hessians are built from):
+// The Llama family adapter (models/family.ts): LlamaForCausalLM (also Llama 3 rope scaling),
+// MistralForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM, which differ from Llama only in
+// config fields and small switches (LlamaVariant):
+//   - Qwen2: q/k/v projections have a bias (config.qkvBias).
+//   - Qwen3: per-head RMSNorm of q and k before the rotary embedding (q_norm, k_norm).
+//   - Mistral / Qwen2 / Qwen3: sliding-window attention, applied as a mask on every layer, or on
+//     the layers `layer_types` marks "sliding_attention".
+// Pre-norm RMSNorm, rotary embeddings (rotate_half), grouped-query causal attention, SwiGLU MLP.
+// The linears read four captured inputs:
 //   attn_in  → q_proj, k_proj, v_proj      attn_out → o_proj
 //   mlp_in   → gate_proj, up_proj          mlp_act  → down_proj
-//
-// Differences between the families handled here (see models/registry.ts):
-//   - Qwen2: q/k/v projections have a bias (config.qkvBias).
-//   - Mistral: sliding-window attention (config.slidingWindow). Windows never exceed it in the
-//     papers' protocol (seqlen ≤ 2048 < 4096), so the mask stays plain causal; the model refuses
-//     sequences longer than the window rather than silently attending too far.
-import { float, GraphBuilder } from "../runtime/onnx-graph.js";
+import { z } from "zod";
+import { Keys } from "../formats/gguf/constants.js";
+import { FormatError } from "../formats/errors.js";
+import type { MetadataValue } from "../formats/gguf/writer.js";
+import type { WeightSource } from "../formats/weights.js";
+import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
+import type { FamilyAdapter, GgufFamily, GgufTensorPlan, LinearSpec } from "./family.js";
+import { unpermuteRows } from "../export/gguf-tensors.js";
+import { mapTensorName } from "../formats/gguf/names.js";
+import { activation, rmsNorm, rotateHalf } from "./graph-ops.js";
+import { GgufMeta } from "./gguf-meta.js";
+import { inverseFrequencies, parseRopeScaling, rotaryTables, type RopeScaling } from "./rope.js";
 
-/** Opset of the compute graphs: 23 brings the fused Attention op (GQA, KV cache, mask). */
-export const OPSET = 23;
-const IR_VERSION = 10;
-import type { ModelConfig, RopeScaling } from "./config.js";
+const ropeParams = z.looseObject({
+  rope_type: z.string().optional(),
+  type: z.string().optional(),
+  rope_theta: z.number().positive().optional(),
+  factor: z.number().positive().optional(),
+  low_freq_factor: z.number().optional(),
+  high_freq_factor: z.number().optional(),
+  original_max_position_embeddings: z.number().int().optional(),
+});
+
+/** The fields topiary reads from a Llama-family config.json; others are kept but ignored. */
+export const llamaConfigSchema = z.looseObject({
+  architectures: z.array(z.string()).min(1),
+  model_type: z.string().optional(),
+  hidden_size: z.number().int().positive(),
+  intermediate_size: z.number().int().positive(),
+  num_hidden_layers: z.number().int().positive(),
+  num_attention_heads: z.number().int().positive(),
+  num_key_value_heads: z.number().int().positive().nullish(),
+  head_dim: z.number().int().positive().nullish(),
+  vocab_size: z.number().int().positive(),
+  max_position_embeddings: z.number().int().positive().default(2048),
+  rms_norm_eps: z.number().positive().default(1e-6),
+  rope_theta: z.number().positive().optional(),
+  rope_scaling: ropeParams.nullish(),
+  // transformers ≥ 5 writes rope_theta and the scaling together here
+  rope_parameters: ropeParams.nullish(),
+  hidden_act: z.string().default("silu"),
+  tie_word_embeddings: z.boolean().default(false),
+  attention_bias: z.boolean().optional(),
+  mlp_bias: z.boolean().default(false),
+  sliding_window: z.number().int().positive().nullish(),
+  use_sliding_window: z.boolean().optional(),
+  layer_types: z.array(z.string()).nullish(),
+  // Qwen2/3 configs without layer_types: layers below it attend fully
+  max_window_layers: z.number().int().nullish(),
+  bos_token_id: tokenIds,
+  eos_token_id: tokenIds,
+  torch_dtype: z.string().nullish(),
+});
+
+export interface LlamaConfig extends ModelConfig {
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: RopeScaling;
+  /** q/k/v projections carry a bias (Qwen2; Llama with attention_bias) */
+  qkvBias: boolean;
+  /** o_proj carries a bias (Llama attention_bias) */
+  oBias: boolean;
+  /** gate/up/down carry a bias (Llama mlp_bias) */
+  mlpBias: boolean;
+  /** the config's local attention window; null = full causal attention */
+  slidingWindow: number | null;
+  /** the window of each layer (slidingWindow, or null where layer_types says full attention) */
+  layerWindows: (number | null)[];
+  /** per-head RMSNorm of q and k (Qwen3) */
+  qkNorm: boolean;
+  hiddenAct: string;
+}
+
+/** What distinguishes the members of the family that share this file. */
+export interface LlamaVariant {
+  /** q/k/v biases whatever attention_bias says (Qwen2) */
+  qkvBias?: boolean;
+  /** the config's sliding_window applies (Mistral, Qwen2, Qwen3) */
+  slidingWindowField?: boolean;
+  /** q_norm / k_norm per head (Qwen3) */
+  qkNorm?: boolean;
+}
+
+/** Validates a Llama-family config.json. */
+export function parseLlamaConfig(file: string, json: Record<string, unknown>, variant: LlamaVariant = {}): LlamaConfig {
+  const parsed = llamaConfigSchema.safeParse(json);
+  if (!parsed.success) throw new FormatError(file, describeZodError(parsed.error));
+  const c = parsed.data;
+  if (c.hidden_act !== "silu") throw new FormatError(file, `hidden_act "${c.hidden_act}" is not supported (only silu)`);
+  const numKvHeads = c.num_key_value_heads ?? c.num_attention_heads;
+  if (c.num_attention_heads % numKvHeads !== 0) {
+    throw new FormatError(file, `num_attention_heads (${c.num_attention_heads}) is not a multiple of num_key_value_heads (${numKvHeads})`);
+  }
+  const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new FormatError(file, `head_dim ${headDim} must be an even integer`);
+  const slidingWindow = variant.slidingWindowField && c.use_sliding_window !== false ? (c.sliding_window ?? null) : null;
+  const rope = c.rope_parameters ?? c.rope_scaling ?? null;
+  const types = c.layer_types ?? null;
+  if (types && types.length !== c.num_hidden_layers) {
+    throw new FormatError(file, `layer_types has ${types.length} entries for ${c.num_hidden_layers} layers`);
+  }
+  const full = (i: number) => (types ? types[i] !== "sliding_attention" : i < (c.max_window_layers ?? 0));
+  const layerWindows = Array.from({ length: c.num_hidden_layers }, (_, i) => (full(i) ? null : slidingWindow));
+  return {
+    architecture: c.architectures[0]!,
+    hiddenSize: c.hidden_size,
+    intermediateSize: c.intermediate_size,
+    numLayers: c.num_hidden_layers,
+    numHeads: c.num_attention_heads,
+    numKvHeads,
+    headDim,
+    vocabSize: c.vocab_size,
+    maxPositions: c.max_position_embeddings,
+    rmsNormEps: c.rms_norm_eps,
+    ropeTheta: c.rope_parameters?.rope_theta ?? c.rope_theta ?? 10000,
+    ropeScaling: parseRopeScaling(rope, file),
+    tieWordEmbeddings: c.tie_word_embeddings,
+    qkvBias: variant.qkvBias ?? c.attention_bias ?? false,
+    oBias: c.attention_bias ?? false,
+    mlpBias: c.mlp_bias,
+    slidingWindow,
+    layerWindows,
+    qkNorm: variant.qkNorm ?? false,
+    hiddenAct: c.hidden_act,
+    bosTokenId: typeof c.bos_token_id === "number" ? c.bos_token_id : null,
+    eosTokenIds: eosList(c.eos_token_id),
+    torchDtype: c.torch_dtype ?? null,
+    raw: json,
+  };
+}
 
 /** HF tensor-name suffixes of a decoder layer, by role (gguf-py tensor_mapping style). */
 export const LAYER_TENSORS = {
   inputNorm: "input_layernorm.weight",
+  qNorm: "self_attn.q_norm.weight",
+  kNorm: "self_attn.k_norm.weight",
   q: "self_attn.q_proj",
   k: "self_attn.k_proj",
   v: "self_attn.v_proj",
@@ -38,20 +160,8 @@ export const FINAL_NORM = "model.norm.weight";
 export const LM_HEAD = "lm_head.weight";
 export const layerPrefix = (i: number): string => `model.layers.${i}.`;
 
-/** Which captured activation feeds each linear; linears sharing an input share one Hessian. */
-export type CaptureName = "attn_in" | "attn_out" | "mlp_in" | "mlp_act";
-
-export interface LinearSpec {
-  /** suffix inside the layer, e.g. "self_attn.q_proj" */
-  suffix: string;
-  input: CaptureName;
-  hasBias: boolean;
-  outFeatures: number;
-  inFeatures: number;
-}
-
 /** The seven linears of a decoder layer, in the order the math uses them. */
-export function linearSpecs(c: ModelConfig): LinearSpec[] {
+export function linearSpecs(c: LlamaConfig): LinearSpec[] {
   const D = c.hiddenSize;
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;
@@ -79,10 +189,14 @@ export const TRUE_SEQUENTIAL_GROUPS: readonly (readonly string[])[] = [
 ];
 
 /** Every tensor a decoder layer needs (suffix → shape). */
-export function layerTensorShapes(c: ModelConfig): Map<string, number[]> {
+export function layerTensorShapes(c: LlamaConfig): Map<string, number[]> {
   const shapes = new Map<string, number[]>();
   shapes.set(LAYER_TENSORS.inputNorm, [c.hiddenSize]);
   shapes.set(LAYER_TENSORS.postNorm, [c.hiddenSize]);
+  if (c.qkNorm) {
+    shapes.set(LAYER_TENSORS.qNorm, [c.headDim]);
+    shapes.set(LAYER_TENSORS.kNorm, [c.headDim]);
+  }
   for (const l of linearSpecs(c)) {
     shapes.set(`${l.suffix}.weight`, [l.outFeatures, l.inFeatures]);
     if (l.hasBias) shapes.set(`${l.suffix}.bias`, [l.outFeatures]);
@@ -90,218 +204,154 @@ export function layerTensorShapes(c: ModelConfig): Map<string, number[]> {
   return shapes;
 }
 
-export const CAPTURE_WIDTH = (c: ModelConfig, name: CaptureName): number =>
-  name === "attn_out" ? c.numHeads * c.headDim : name === "mlp_act" ? c.intermediateSize : c.hiddenSize;
+/** cos/sin tables [T, 1, headDim] for positions start..start+T-1 (the runtime feeds these). */
+export function ropeTables(c: LlamaConfig, start: number, T: number): { cos: Float32Array; sin: Float32Array } {
+  return rotaryTables(inverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling), start, T);
+}
 
 // ---------------------------------------------------------------------------------------------
-// Rotary embeddings
+// GGUF (convert_hf_to_gguf.py LlamaModel): llama.cpp names, q/k rows permuted to ggml's rope order
 
-/** inv_freq as transformers computes it (float32), including rope scaling. */
-export function inverseFrequencies(headDim: number, theta: number, scaling: RopeScaling): Float32Array {
-  const half = headDim / 2;
-  const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(theta, Math.fround((2 * i) / headDim));
-  if (scaling.type === "linear") {
-    for (let i = 0; i < half; i++) inv[i] = inv[i]! / scaling.factor;
-  } else if (scaling.type === "llama3") {
-    // transformers _compute_llama3_parameters
-    const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling;
-    const lowWavelen = originalMaxPositions / lowFreqFactor;
-    const highWavelen = originalMaxPositions / highFreqFactor;
-    for (let i = 0; i < half; i++) {
-      const f = inv[i]!;
-      const wavelen = (2 * Math.PI) / f;
-      if (wavelen > lowWavelen) inv[i] = f / factor;
-      else if (wavelen >= highWavelen) {
-        const smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-        inv[i] = (1 - smooth) * (f / factor) + smooth * f;
+/** HF module path (without .weight/.bias) → llama.cpp name; "{bid}" is the block index. */
+export const LLAMA_GGUF_NAMES: readonly (readonly [string, string])[] = [
+  ["model.embed_tokens", "token_embd"],
+  ["model.norm", "output_norm"],
+  ["lm_head", "output"],
+  ["model.layers.{bid}.input_layernorm", "blk.{bid}.attn_norm"],
+  ["model.layers.{bid}.self_attn.q_proj", "blk.{bid}.attn_q"],
+  ["model.layers.{bid}.self_attn.k_proj", "blk.{bid}.attn_k"],
+  ["model.layers.{bid}.self_attn.v_proj", "blk.{bid}.attn_v"],
+  ["model.layers.{bid}.self_attn.o_proj", "blk.{bid}.attn_output"],
+  ["model.layers.{bid}.self_attn.q_norm", "blk.{bid}.attn_q_norm"],
+  ["model.layers.{bid}.self_attn.k_norm", "blk.{bid}.attn_k_norm"],
+  ["model.layers.{bid}.post_attention_layernorm", "blk.{bid}.ffn_norm"],
+  ["model.layers.{bid}.mlp.gate_proj", "blk.{bid}.ffn_gate"],
+  ["model.layers.{bid}.mlp.up_proj", "blk.{bid}.ffn_up"],
+  ["model.layers.{bid}.mlp.down_proj", "blk.{bid}.ffn_down"],
+];
+
+/**
+ * The GGUF plan of a Llama-shaped model. `ggufArch` is llama.cpp's architecture; `permute`: its
+ * rope pairs adjacent dimensions (llama), so q/k rows are permuted — the NEOX-rope architectures
+ * (qwen2, qwen3) rotate halves as HF does and take q/k as they are.
+ */
+export function llamaGguf(ggufArch: string, permute: boolean, names = LLAMA_GGUF_NAMES): GgufFamily<LlamaConfig> {
+  return {
+    archName: ggufArch,
+    arch(c) {
+      if (c.qkvBias || c.oBias || c.mlpBias) throw new Error(`GGUF export of ${c.architecture} with attention or MLP biases is not supported`);
+      return ggufArch;
+    },
+    tensors(c: LlamaConfig, w: WeightSource): GgufTensorPlan[] {
+      const plan: GgufTensorPlan[] = [];
+      const add = (source: string, permuteHeads: number | null = null) => {
+        const name = mapTensorName(names, source, "toGguf");
+        if (!name) throw new Error(`no llama.cpp name for tensor "${source}"`);
+        if (!w.has(source)) throw new FormatError(w.location, `missing tensor "${source}"`);
+        plan.push({ name, source, shape: [...w.shape(source)], permuteHeads });
+      };
+      if (c.ropeScaling.type === "llama3") {
+        // llama.cpp divides each rotary frequency by rope_freqs[i] (convert_hf_to_gguf.py generate_extra_tensors)
+        const plain = inverseFrequencies(c.headDim, c.ropeTheta, { type: "none" });
+        const scaled = inverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling);
+        const factors = plain.map((f, i) => f / scaled[i]!);
+        plan.push({ name: "rope_freqs.weight", source: null, shape: [factors.length], permuteHeads: null, generated: factors });
       }
-    }
-  }
-  return inv;
-}
-
-/** cos/sin tables [T, 1, headDim] for positions start..start+T-1: cat(freqs, freqs) as HF does. */
-export function ropeTables(c: ModelConfig, start: number, T: number): { cos: Float32Array; sin: Float32Array } {
-  const hd = c.headDim;
-  const half = hd / 2;
-  const inv = inverseFrequencies(hd, c.ropeTheta, c.ropeScaling);
-  const cos = new Float32Array(T * hd);
-  const sin = new Float32Array(T * hd);
-  for (let t = 0; t < T; t++) {
-    for (let i = 0; i < half; i++) {
-      const angle = Math.fround((start + t) * inv[i]!); // float32 product, as torch computes it
-      const cv = Math.cos(angle);
-      const sv = Math.sin(angle);
-      cos[t * hd + i] = cv;
-      cos[t * hd + i + half] = cv;
-      sin[t * hd + i] = sv;
-      sin[t * hd + i + half] = sv;
-    }
-  }
-  return { cos, sin };
-}
-
-/** Additive causal mask [T, P+T]: query t (at position P+t) sees keys 0..P+t. */
-export function causalMask(P: number, T: number): Float32Array {
-  const S = P + T;
-  const m = new Float32Array(T * S);
-  for (let t = 0; t < T; t++) for (let s = P + t + 1; s < S; s++) m[t * S + s] = -Infinity;
-  return m;
+      add(EMBED_TOKENS);
+      for (let i = 0; i < c.numLayers; i++) {
+        const p = layerPrefix(i);
+        add(p + LAYER_TENSORS.inputNorm);
+        add(`${p}${LAYER_TENSORS.q}.weight`, permute ? c.numHeads : null);
+        if (c.qkNorm) add(p + LAYER_TENSORS.qNorm);
+        add(`${p}${LAYER_TENSORS.k}.weight`, permute ? c.numKvHeads : null);
+        if (c.qkNorm) add(p + LAYER_TENSORS.kNorm);
+        add(`${p}${LAYER_TENSORS.v}.weight`);
+        add(`${p}${LAYER_TENSORS.o}.weight`);
+        add(p + LAYER_TENSORS.postNorm);
+        add(`${p}${LAYER_TENSORS.gate}.weight`);
+        add(`${p}${LAYER_TENSORS.up}.weight`);
+        add(`${p}${LAYER_TENSORS.down}.weight`);
+      }
+      add(FINAL_NORM);
+      // tied embeddings: llama.cpp uses token_embd when output.weight is absent
+      if (w.has(LM_HEAD)) add(LM_HEAD);
+      return plan;
+    },
+    metadata(c: LlamaConfig, arch: string): [string, MetadataValue][] {
+      const m = new GgufMeta(arch).common(c, c.rmsNormEps).u32(Keys.Rope.DIMENSION_COUNT, c.headDim).f32(Keys.Rope.FREQ_BASE, c.ropeTheta);
+      if (c.ropeScaling.type === "linear") m.str(Keys.Rope.SCALING_TYPE, "linear").f32(Keys.Rope.SCALING_FACTOR, c.ropeScaling.factor);
+      return m.kv;
+    },
+    warnings(c: LlamaConfig): string[] {
+      return c.slidingWindow !== null
+        ? [`llama.cpp's ${ggufArch} architecture ignores the sliding window (${c.slidingWindow}): sequences longer than it attend further than the original model`]
+        : [];
+    },
+    hfName: (ggufName) => mapTensorName(names, ggufName, "toHf"),
+    fromGguf(hfName, data, shape, heads) {
+      if (!permute) return data;
+      if (hfName.endsWith(`${LAYER_TENSORS.q}.weight`)) return unpermuteRows(data, shape[0]!, heads.q);
+      if (hfName.endsWith(`${LAYER_TENSORS.k}.weight`)) return unpermuteRows(data, shape[0]!, heads.kv);
+      return data;
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
-// The decoder-layer graph
+// The adapter
 
-function rmsnorm(g: GraphBuilder, x: string, weight: string, eps: number, name?: string): string {
-  // weight · x / sqrt(mean(x²) + eps), as LlamaRMSNorm (float32 throughout): one fused op
-  return g.op("RMSNormalization", [x, weight], { axis: -1, epsilon: float(eps) }, name ? { name } : {});
+/** A Llama-shaped family: the variant decides config details, `ggufArch` llama.cpp's name. */
+export function llamaFamily(name: string, variant: LlamaVariant, gguf: GgufFamily<LlamaConfig> | null): FamilyAdapter<LlamaConfig> {
+  return {
+    name,
+    parseConfig: (file, json) => parseLlamaConfig(file, json, variant),
+    layerPrefix,
+    globalTensors: (c) => [
+      { name: EMBED_TOKENS, shape: [c.vocabSize, c.hiddenSize] },
+      { name: FINAL_NORM, shape: [c.hiddenSize] },
+      { name: LM_HEAD, shape: [c.vocabSize, c.hiddenSize], optional: c.tieWordEmbeddings },
+    ],
+    // tied embeddings: the head is the embedding table, unless the checkpoint stores lm_head anyway
+    headWeight: (c, w) => (c.tieWordEmbeddings && !w.has(LM_HEAD) ? EMBED_TOKENS : LM_HEAD),
+    layerTensors: (c) => layerTensorShapes(c),
+    linears: (c) => linearSpecs(c),
+    captureWidths: (c) => ({ attn_in: c.hiddenSize, attn_out: c.numHeads * c.headDim, mlp_in: c.hiddenSize, mlp_act: c.intermediateSize }),
+    trueSequentialGroups: () => TRUE_SEQUENTIAL_GROUPS.map((g) => [...g]),
+    layerKey: (c, i) => ({ D: c.hiddenSize, H: c.numHeads, KV: c.numKvHeads, hd: c.headDim, F: c.intermediateSize, eps: c.rmsNormEps, b: [c.qkvBias, c.oBias, c.mlpBias], qk: c.qkNorm, w: c.layerWindows[i] }),
+    rotary: (c) => ({ rope: { invFreq: inverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling) } }),
+
+    embed: (_g, _ctx, w) => w.gather(EMBED_TOKENS, "tokens"),
+
+    block(g, ctx, w, c, layer, x) {
+      const { numHeads: H, numKvHeads: KV, headDim: hd } = c;
+      const L = (s: LinearSpec, h: string) => w.linear(h, s.suffix, s.hasBias);
+      const [q, k, v, o, gate, up, down] = linearSpecs(c) as [LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec];
+      const { cos, sin } = ctx.rope("rope");
+      const h = rmsNorm(g, x, w.param(LAYER_TENSORS.inputNorm), c.rmsNormEps);
+      ctx.capture("attn_in", h);
+      // Qwen3: RMSNorm over each head's hd values of q and k, before the rotation
+      const headNorm = (t: string, weight: string) => (c.qkNorm ? rmsNorm(g, t, w.param(weight), c.rmsNormEps) : t);
+      const qh = headNorm(g.op("Reshape", [L(q, h), ctx.shape(H, hd)]), LAYER_TENSORS.qNorm); //  (B, T, H, hd)
+      const kh = headNorm(g.op("Reshape", [L(k, h), ctx.shape(KV, hd)]), LAYER_TENSORS.kNorm); // (B, T, KV, hd)
+      const qr = rotateHalf(g, qh, cos, sin, hd);
+      const kr = rotateHalf(g, kh, cos, sin, hd);
+      const flat = (t: string, n: number) => g.op("Reshape", [t, g.constInt64([0, 0, n])]);
+      const vr = g.op("Reshape", [L(v, h), ctx.shape(KV * hd)]);
+      const y = ctx.attention(flat(qr, H * hd), flat(kr, KV * hd), vr, { numHeads: H, numKvHeads: KV, headDim: hd, window: c.layerWindows[layer] });
+      ctx.capture("attn_out", y);
+      const x2 = g.op("Add", [x, L(o, y)]); //                                                    residual
+      const h2 = rmsNorm(g, x2, w.param(LAYER_TENSORS.postNorm), c.rmsNormEps);
+      ctx.capture("mlp_in", h2);
+      const act = g.op("Mul", [activation(g, c.hiddenAct, L(gate, h2)), L(up, h2)]); //          silu(g)·u, (N, F)
+      ctx.capture("mlp_act", act);
+      return g.op("Add", [x2, L(down, act)]); //                                                  residual
+    },
+
+    head(g, _ctx, w, c, x) {
+      const head = c.tieWordEmbeddings && !w.has(LM_HEAD) ? EMBED_TOKENS : LM_HEAD;
+      return w.linear(rmsNorm(g, x, w.param(FINAL_NORM), c.rmsNormEps), head.replace(/\.weight$/, ""), false);
+    },
+
+    gguf: gguf ?? undefined,
+  };
 }
-
-function linear(g: GraphBuilder, x: string, weight: string, bias: string | null): string {
-  // y = x·Wᵀ (+ b); Gemm reads W [out, in] transposed in place, no copy
-  return g.op("Gemm", bias ? [x, weight, bias] : [x, weight], { transB: 1 });
-}
-
-/** q·cos + rotate_half(q)·sin on [B, T, heads, hd]; cos/sin are [T, 1, hd]. */
-function rope(g: GraphBuilder, x: string, cos: string, sin: string, headDim: number): string {
-  const half = headDim / 2;
-  const [x1, x2] = g.opN("Split", [x, g.constInt64([half, half])], 2, { axis: -1 });
-  const rotated = g.op("Concat", [g.op("Neg", [x2!]), x1!], { axis: -1 });
-  return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rotated, sin])]);
-}
-
-export interface LayerGraphOptions {
-  /** take past_key/past_value inputs and return present_key/present_value (decoding) */
-  kvCache: boolean;
-  /** a fixed sequence length (no cache): lets attention skip the masked half, see below */
-  seqLen?: number;
-}
-
-/**
- * Causal attention over a fixed length T, cut into row chunks: query rows [a, b) only ever see
- * keys [0, b), so each chunk attends to a prefix and the upper triangle of the score matrix is
- * never computed. 16 chunks do ~53 % of the full T×T work; the result is bit-identical to one
- * Attention over the full mask (measured 37 → 21 ms for 24 × 512 tokens, stories260K shapes).
- */
-function chunkedCausalAttention(
-  g: GraphBuilder,
-  q: string,
-  k: string,
-  v: string,
-  mask: string,
-  T: number,
-  attrs: Record<string, number | ReturnType<typeof float>>,
-): string {
-  const chunks = Math.max(1, Math.min(16, Math.floor(T / 32)));
-  if (chunks === 1) return g.op("Attention", [q, k, v, mask], attrs);
-  const seqAxis = g.constInt64([1]);
-  const zero = g.constInt64([0]);
-  const outs: string[] = [];
-  for (let i = 0; i < chunks; i++) {
-    const a = Math.floor((i * T) / chunks);
-    const b = Math.floor(((i + 1) * T) / chunks);
-    const end = g.constInt64([b]);
-    const qi = g.op("Slice", [q, g.constInt64([a]), end, seqAxis]);
-    const ki = g.op("Slice", [k, zero, end, seqAxis]);
-    const vi = g.op("Slice", [v, zero, end, seqAxis]);
-    const mi = g.op("Slice", [mask, g.constInt64([a, 0]), g.constInt64([b, b]), g.constInt64([0, 1])]);
-    outs.push(g.op("Attention", [qi, ki, vi, mi], attrs));
-  }
-  return g.op("Concat", outs, { axis: 1 });
-}
-
-/** Input names of the layer graph's weights: the HF suffixes themselves. */
-export function layerGraph(c: ModelConfig, opts: LayerGraphOptions): Uint8Array {
-  const D = c.hiddenSize;
-  const H = c.numHeads;
-  const KV = c.numKvHeads;
-  const hd = c.headDim;
-  const F = c.intermediateSize;
-  const g = new GraphBuilder("decoder_layer");
-
-  const hidden = g.input("hidden", "float32", ["batch", "seq", D]);
-  const cos = g.input("cos", "float32", ["seq", 1, hd]);
-  const sin = g.input("sin", "float32", ["seq", 1, hd]);
-  const mask = g.input("mask", "float32", ["seq", "total"]);
-  const pastK = opts.kvCache ? g.input("past_key", "float32", ["batch", KV, "past", hd]) : null;
-  const pastV = opts.kvCache ? g.input("past_value", "float32", ["batch", KV, "past", hd]) : null;
-  const w = (suffix: string, shape: number[]) => g.input(suffix, "float32", shape);
-  const inputNorm = w(LAYER_TENSORS.inputNorm, [D]);
-  const postNorm = w(LAYER_TENSORS.postNorm, [D]);
-  const lin: Record<string, { weight: string; bias: string | null }> = {};
-  for (const l of linearSpecs(c)) {
-    lin[l.suffix] = {
-      weight: w(`${l.suffix}.weight`, [l.outFeatures, l.inFeatures]),
-      bias: l.hasBias ? w(`${l.suffix}.bias`, [l.outFeatures]) : null,
-    };
-  }
-  const L = (suffix: string, x: string) => linear(g, x, lin[suffix]!.weight, lin[suffix]!.bias);
-
-  // shapes built from the runtime batch/seq: [B, T] ++ tail
-  const bt = g.op("Slice", [g.op("Shape", [hidden]), g.constInt64([0]), g.constInt64([2])]);
-  const shapeOf = (...tail: number[]) => g.op("Concat", [bt, g.constInt64(tail)], { axis: 0 });
-
-  const x = g.op("Reshape", [hidden, g.constInt64([-1, D])]); //                       (N, D), N = B·T
-  const h = rmsnorm(g, x, inputNorm, c.rmsNormEps, "attn_in"); //                        (N, D)
-  const q = rope(g, g.op("Reshape", [L(LAYER_TENSORS.q, h), shapeOf(H, hd)]), cos, sin, hd); //  (B, T, H, hd)
-  const k = rope(g, g.op("Reshape", [L(LAYER_TENSORS.k, h), shapeOf(KV, hd)]), cos, sin, hd); // (B, T, KV, hd)
-  const v = g.op("Reshape", [L(LAYER_TENSORS.v, h), shapeOf(KV, hd)]); //                 (B, T, KV, hd)
-
-  // grouped-query causal attention (ONNX Attention, opset 23): query head j uses kv head
-  // floor(j / (H / KV)); scores scaled by 1/sqrt(hd), plus the additive causal mask, softmax.
-  const qFlat = g.op("Reshape", [q, g.constInt64([0, 0, H * hd])]); //                   (B, T, H·hd)
-  const kFlat = g.op("Reshape", [k, g.constInt64([0, 0, KV * hd])]);
-  const vFlat = g.op("Reshape", [v, g.constInt64([0, 0, KV * hd])]);
-  const attrs = { q_num_heads: H, kv_num_heads: KV, scale: float(1 / Math.sqrt(hd)) };
-  let y: string;
-  let presentK: string | undefined;
-  let presentV: string | undefined;
-  if (pastK && pastV) {
-    [y, presentK, presentV] = g.opN("Attention", [qFlat, kFlat, vFlat, mask, pastK, pastV], 3, attrs) as [string, string, string];
-  } else if (opts.seqLen) {
-    y = chunkedCausalAttention(g, qFlat, kFlat, vFlat, mask, opts.seqLen, attrs);
-  } else {
-    y = g.op("Attention", [qFlat, kFlat, vFlat, mask], attrs);
-  }
-  const attnOut = g.op("Reshape", [y, g.constInt64([-1, H * hd])], {}, { name: "attn_out" }); // (N, H·hd)
-  const x2 = g.op("Add", [x, L(LAYER_TENSORS.o, attnOut)]); //                         residual
-
-  const h2 = rmsnorm(g, x2, postNorm, c.rmsNormEps, "mlp_in");
-  const gate = L(LAYER_TENSORS.gate, h2);
-  const act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), L(LAYER_TENSORS.up, h2)], {}, { name: "mlp_act" }); // silu(g)·u, (N, F)
-  const out = g.op("Add", [x2, L(LAYER_TENSORS.down, act)]); //                         residual
-  g.output(g.op("Reshape", [out, shapeOf(D)]), "out", "float32", ["batch", "seq", D]);
-  if (presentK && presentV) {
-    g.output(presentK, "present_key", "float32", ["batch", KV, "total", hd]);
-    g.output(presentV, "present_value", "float32", ["batch", KV, "total", hd]);
-  }
-  g.output("attn_in", "attn_in", "float32", ["n", D]);
-  g.output("attn_out", "attn_out", "float32", ["n", H * hd]);
-  g.output("mlp_in", "mlp_in", "float32", ["n", D]);
-  g.output("mlp_act", "mlp_act", "float32", ["n", F]);
-  return g.toBytes({ opset: OPSET, irVersion: IR_VERSION });
-}
-
-/**
- * Final norm + LM head: hidden [N, D] → logits [N, V]. With `nll`, the graph instead takes
- * `targets` [N] (int32) and returns each row's −log softmax(logits)[target] [N]: perplexity then
- * copies N floats out instead of N·V (log-softmax in float32; see eval/perplexity.ts).
- */
-export function headGraph(c: ModelConfig, opts: { nll: boolean }): Uint8Array {
-  const g = new GraphBuilder("lm_head");
-  const x = g.input("hidden", "float32", ["n", c.hiddenSize]);
-  const norm = g.input("norm", "float32", [c.hiddenSize]);
-  const head = g.input("lm_head", "float32", [c.vocabSize, c.hiddenSize]);
-  const logits = linear(g, rmsnorm(g, x, norm, c.rmsNormEps), head, null);
-  if (opts.nll) {
-    const targets = g.input("targets", "int32", ["n"]);
-    const logp = g.op("LogSoftmax", [logits], { axis: -1 });
-    const picked = g.op("GatherElements", [logp, g.op("Unsqueeze", [targets, g.constInt64([1])])], { axis: 1 });
-    g.output(g.op("Neg", [g.op("Reshape", [picked, g.constInt64([-1])])]), "nll", "float32", ["n"]);
-  } else {
-    g.output(logits, "logits", "float32", ["n", c.vocabSize]);
-  }
-  return g.toBytes({ opset: OPSET, irVersion: IR_VERSION });
-}
-

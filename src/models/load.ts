@@ -7,7 +7,7 @@ import { readJsonFile } from "../formats/json.js";
 import { SafetensorsWeights, type WeightSource } from "../formats/weights.js";
 import { readRawConfig } from "./config.js";
 import { CausalLM } from "./model.js";
-import { parseModelConfig } from "./registry.js";
+import { adapterFor, parseModelConfig } from "./registry.js";
 
 /**
  * Opens the weights of a model folder. Hooks for other storage layouts (compressed-tensors,
@@ -42,7 +42,10 @@ export function loadModel(dir: string): CausalLM {
     if (typeof eos === "number") config.eosTokenIds = [eos];
     else if (Array.isArray(eos) && eos.every((e) => typeof e === "number")) config.eosTokenIds = eos;
   }
-  const weights = openWeights(dir, json);
+  const opened = openWeights(dir, json);
+  // the family may present the checkpoint in topiary's names and layouts (models/family.ts checkpointView)
+  const view = adapterFor(config).checkpointView;
+  const weights = view ? view.toTopiary(config, opened) : opened;
   try {
     return new CausalLM(config, weights, dir);
   } catch (e) {

@@ -6,20 +6,13 @@ import { FormatError } from "../formats/errors.js";
 import type { WeightSource } from "../formats/weights.js";
 import { cachedSession, f32, type RtTensor } from "../runtime/ort.js";
 import type { ModelConfig } from "./config.js";
-import {
-  causalMask,
-  EMBED_TOKENS,
-  FINAL_NORM,
-  headGraph,
-  layerGraph,
-  layerPrefix,
-  layerTensorShapes,
-  linearSpecs,
-  LM_HEAD,
-  ropeTables,
-  type CaptureName,
-  type LinearSpec,
-} from "./llama.js";
+import type { FamilyAdapter, LinearSpec } from "./family.js";
+import { adapterFor } from "./registry.js";
+import { rotaryTables } from "./rope.js";
+import { causalMask, embedGraph, headGraph, layerGraph, maskName, type GraphFeeds } from "./runtime-graphs.js";
+
+/** The name of a captured linear input (the adapter's `LinearSpec.input`). */
+export type CaptureName = string;
 
 /** A decoder layer's weights, by suffix ("self_attn.q_proj.weight" → data). */
 export type LayerWeights = Map<string, Float32Array>;
@@ -41,42 +34,56 @@ export interface KvCache {
 /** Keep every layer's weights in memory when they fit in this many bytes (else reload per use). */
 const DEFAULT_CACHE_BYTES = 4 * 1024 ** 3;
 
+interface BuiltGraph {
+  key: string;
+  bytes: Uint8Array;
+  feeds: GraphFeeds;
+}
+
 export class CausalLM {
+  /** the family adapter: everything architecture-specific (models/family.ts) */
+  readonly family: FamilyAdapter;
   private readonly layerCache = new Map<number, LayerWeights>();
   private readonly cacheLayers: boolean;
-  private embedding: Float32Array | null = null;
-  private headWeights: { norm: Float32Array; head: Float32Array } | null = null;
-  private readonly layerKey: string;
+  private readonly globals = new Map<string, Float32Array>();
+  private readonly graphs = new Map<string, BuiltGraph>();
+  private readonly modelKey: string;
 
   constructor(
     readonly config: ModelConfig,
     readonly weights: WeightSource,
     readonly dir: string,
   ) {
+    this.family = adapterFor(config);
     this.validateTensors();
-    this.layerKey = JSON.stringify({
-      D: config.hiddenSize,
-      H: config.numHeads,
-      KV: config.numKvHeads,
-      hd: config.headDim,
-      F: config.intermediateSize,
-      eps: config.rmsNormEps,
-      qkvBias: config.qkvBias,
-      oBias: config.oBias,
-      mlpBias: config.mlpBias,
-    });
-    const layerBytes = [...layerTensorShapes(config).values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1) * 4, 0);
+    this.modelKey = `${this.family.name}:${config.hiddenSize}:${config.vocabSize}`;
+    let layerBytes = 0;
+    for (let i = 0; i < config.numLayers; i++) {
+      for (const s of this.family.layerTensors(config, i).values()) layerBytes += s.reduce((x, y) => x * y, 1) * 4;
+    }
     const budget = Number(process.env.TOPIARY_WEIGHT_CACHE_BYTES) || DEFAULT_CACHE_BYTES;
-    this.cacheLayers = layerBytes * config.numLayers <= budget;
+    this.cacheLayers = layerBytes <= budget;
   }
 
   get numLayers(): number {
     return this.config.numLayers;
   }
 
-  /** The seven linears of a decoder layer with their full names. */
+  /** The linears of a decoder layer with their full names. */
   linears(layer: number): (LinearSpec & { name: string })[] {
-    return linearSpecs(this.config).map((l) => ({ ...l, name: layerPrefix(layer) + l.suffix }));
+    return this.family.linears(this.config, layer).map((l) => ({ ...l, name: this.family.layerPrefix(layer) + l.suffix }));
+  }
+
+  /** Groups of linear suffixes for true-sequential compression, in order. */
+  trueSequentialGroups(layer: number): string[][] {
+    return this.family.trueSequentialGroups(this.config, layer);
+  }
+
+  /** Width of captured input `name` of a layer. */
+  captureWidth(layer: number, name: CaptureName): number {
+    const w = this.family.captureWidths(this.config, layer)[name];
+    if (w === undefined) throw new Error(`layer ${layer} has no captured input "${name}"`);
+    return w;
   }
 
   /** Checks up front that every tensor the forward needs exists with the right shape. */
@@ -89,11 +96,11 @@ export class CausalLM {
         throw new FormatError(this.weights.location, `tensor "${name}" has shape [${got.join(", ")}], config.json implies [${shape.join(", ")}]`);
       }
     };
-    expect(EMBED_TOKENS, [c.vocabSize, c.hiddenSize]);
-    expect(FINAL_NORM, [c.hiddenSize]);
-    if (!c.tieWordEmbeddings || this.weights.has(LM_HEAD)) expect(LM_HEAD, [c.vocabSize, c.hiddenSize]);
-    const shapes = layerTensorShapes(c);
-    for (let i = 0; i < c.numLayers; i++) for (const [suffix, shape] of shapes) expect(layerPrefix(i) + suffix, shape);
+    for (const t of this.family.globalTensors(c)) if (!t.optional || this.weights.has(t.name)) expect(t.name, t.shape);
+    for (let i = 0; i < c.numLayers; i++) {
+      const p = this.family.layerPrefix(i);
+      for (const [suffix, shape] of this.family.layerTensors(c, i)) expect(p + suffix, shape);
+    }
   }
 
   /** Reads layer `i`'s weights (cached in memory when the whole model fits the budget). */
@@ -101,7 +108,8 @@ export class CausalLM {
     const cached = this.layerCache.get(i);
     if (cached) return cached;
     const w: LayerWeights = new Map();
-    for (const suffix of layerTensorShapes(this.config).keys()) w.set(suffix, this.weights.read(layerPrefix(i) + suffix));
+    const p = this.family.layerPrefix(i);
+    for (const suffix of this.family.layerTensors(this.config, i).keys()) w.set(suffix, this.weights.read(p + suffix));
     if (this.cacheLayers) this.layerCache.set(i, w);
     return w;
   }
@@ -111,23 +119,67 @@ export class CausalLM {
     this.layerCache.delete(i);
   }
 
-  embedTable(): Float32Array {
-    this.embedding ??= this.weights.read(EMBED_TOKENS);
-    return this.embedding;
+  /** A global (non-layer) tensor, read once. */
+  private global(name: string): Float32Array {
+    let t = this.globals.get(name);
+    if (!t) {
+      t = this.weights.read(name);
+      this.globals.set(name, t);
+    }
+    return t;
   }
 
-  /** Token embeddings for ids (any length) → [ids.length, D]. */
-  embed(ids: Int32Array): Float32Array {
-    const D = this.config.hiddenSize;
-    const V = this.config.vocabSize;
-    const table = this.embedTable();
-    const out = new Float32Array(ids.length * D);
-    for (let t = 0; t < ids.length; t++) {
-      const id = ids[t]!;
-      if (id < 0 || id >= V) throw new Error(`token id ${id} is outside the vocabulary (0..${V - 1})`);
-      out.set(table.subarray(id * D, (id + 1) * D), t * D);
+  private graph(key: string, build: () => { bytes: Uint8Array; feeds: GraphFeeds }): BuiltGraph {
+    let b = this.graphs.get(key);
+    if (!b) {
+      b = { key: `${this.modelKey}:${key}`, ...build() };
+      this.graphs.set(key, b);
+    }
+    return b;
+  }
+
+  /** Rows of `table` for `index` [n] → [n, width], checking the range. */
+  private gatherRows(table: string, width: number, index: Int32Array, offset: number): Float32Array {
+    const data = this.global(table);
+    const rows = data.length / width;
+    const out = new Float32Array(index.length * width);
+    for (let t = 0; t < index.length; t++) {
+      const id = index[t]! + offset;
+      if (id < 0 || id >= rows) throw new Error(`row ${id} of "${table}" is outside the table (0..${rows - 1})`);
+      out.set(data.subarray(id * width, (id + 1) * width), t * width);
     }
     return out;
+  }
+
+  /**
+   * Embeddings for B sequences of T ids at positions start..start+T-1 → hidden [B·T, D]
+   * (B = 1, T = ids.length by default).
+   */
+  async embed(ids: Int32Array, B = 1, T = ids.length, start = 0): Promise<Float32Array> {
+    const c = this.config;
+    const has = (n: string) => this.weights.has(n);
+    const built = this.graph("embed", () => {
+      const e = embedGraph(this.family, c, has);
+      return { bytes: e.bytes, feeds: e.feeds, identity: e.identity };
+    }) as BuiltGraph & { identity?: string | null };
+    const V = c.vocabSize;
+    for (const id of ids) if (id < 0 || id >= V) throw new Error(`token id ${id} is outside the vocabulary (0..${V - 1})`);
+    let positions: Int32Array | null = null;
+    const rowsFor = (g: { table: string; index: "tokens" | "positions"; offset: number; width: number }) => {
+      if (g.index === "tokens") return this.gatherRows(g.table, g.width, ids, g.offset);
+      if (!positions) {
+        positions = new Int32Array(B * T);
+        for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = start + t;
+      }
+      return this.gatherRows(g.table, g.width, positions, g.offset);
+    };
+    if (built.identity) return rowsFor(built.feeds.gathers.get(built.identity)!);
+    const feeds: Record<string, RtTensor> = { bt: { data: BigInt64Array.from([BigInt(B), BigInt(T)]), dims: [2] } };
+    for (const [name, g] of built.feeds.gathers) feeds[name] = f32(rowsFor(g), [B * T, g.width]);
+    for (const [name, shape] of built.feeds.weights) feeds[name] = f32(this.global(name), shape);
+    const session = await cachedSession(built.key, () => built.bytes);
+    const out = await session.run(feeds, ["hidden"]);
+    return out.hidden!.data as Float32Array;
   }
 
   /**
@@ -144,26 +196,24 @@ export class CausalLM {
   ): Promise<LayerResult> {
     const c = this.config;
     const P = opts.past?.length ?? 0;
-    if (c.slidingWindow !== null && P + T > c.slidingWindow) {
-      throw new Error(`sequence of ${P + T} tokens exceeds the model's sliding window (${c.slidingWindow}); use a shorter --seqlen`);
-    }
     const kv = opts.past !== undefined;
-    // without a cache the graph is specialised on T (chunked causal attention, see llama.ts)
+    // without a cache the graph is specialised on T (chunked causal attention, see runtime-graphs.ts)
     const seqLen = kv ? undefined : T;
-    const session = await cachedSession(`layer:${this.layerKey}:${kv}:${seqLen}`, () => layerGraph(c, { kvCache: kv, seqLen }));
-    const { cos, sin } = this.rope(P, T);
-    const feeds: Record<string, RtTensor> = {
-      hidden: f32(hidden, [B, T, c.hiddenSize]),
-      cos: f32(cos, [T, 1, c.headDim]),
-      sin: f32(sin, [T, 1, c.headDim]),
-      mask: f32(this.mask(P, T), [T, P + T]),
-    };
+    const built = this.graph(`layer:${JSON.stringify(this.family.layerKey(c, i))}:${kv}:${seqLen}`, () => layerGraph(this.family, c, i, { kvCache: kv, seqLen }));
+    const session = await cachedSession(built.key, () => built.bytes);
+    const feeds: Record<string, RtTensor> = { hidden: f32(hidden, [B, T, c.hiddenSize]) };
+    for (const [name, dim] of built.feeds.rotary) {
+      const { cos, sin } = this.rope(name, P, T);
+      feeds[`cos_${name}`] = f32(cos, [T, 1, dim]);
+      feeds[`sin_${name}`] = f32(sin, [T, 1, dim]);
+    }
+    for (const w of built.feeds.windows) feeds[maskName(w)] = f32(this.mask(P, T, w), [T, P + T]);
     if (opts.past) {
       feeds.past_key = f32(opts.past.key, [B, c.numKvHeads, P, c.headDim]);
       feeds.past_value = f32(opts.past.value, [B, c.numKvHeads, P, c.headDim]);
     }
     const weights = opts.weights ?? this.layerWeights(i);
-    for (const [suffix, shape] of layerTensorShapes(c)) {
+    for (const [suffix, shape] of built.feeds.weights) {
       const data = weights.get(suffix);
       if (!data) throw new Error(`layer ${i}: weight "${suffix}" was not supplied`);
       feeds[suffix] = f32(data, shape);
@@ -184,17 +234,14 @@ export class CausalLM {
   private async runHead(hidden: Float32Array, targets: Int32Array | null): Promise<Float32Array> {
     const c = this.config;
     const nll = targets !== null;
-    const session = await cachedSession(`head:${c.hiddenSize}:${c.vocabSize}:${c.rmsNormEps}:${nll}`, () => headGraph(c, { nll }));
-    this.headWeights ??= {
-      norm: this.weights.read(FINAL_NORM),
-      head: c.tieWordEmbeddings && !this.weights.has(LM_HEAD) ? this.embedTable() : this.weights.read(LM_HEAD),
-    };
+    const built = this.graph(`head:${nll}`, () => headGraph(this.family, c, (n) => this.weights.has(n), { nll }));
+    const session = await cachedSession(built.key, () => built.bytes);
     const N = hidden.length / c.hiddenSize;
     const feeds: Record<string, RtTensor> = {
       hidden: f32(hidden, [N, c.hiddenSize]),
-      norm: f32(this.headWeights.norm, [c.hiddenSize]),
-      lm_head: f32(this.headWeights.head, [c.vocabSize, c.hiddenSize]),
+      bt: { data: BigInt64Array.from([1n, BigInt(N)]), dims: [2] },
     };
+    for (const [name, shape] of built.feeds.weights) feeds[name] = f32(this.global(name), shape);
     if (targets) feeds.targets = { data: targets, dims: [N] };
     const out = await session.run(feeds, [nll ? "nll" : "logits"]);
     return (nll ? out.nll! : out.logits!).data as Float32Array;
@@ -212,7 +259,7 @@ export class CausalLM {
 
   /** Final hidden states [B·T, D] for B independent sequences of T tokens (positions 0..T-1). */
   async hidden(ids: Int32Array, B: number, T: number): Promise<Float32Array> {
-    let h = this.embed(ids);
+    let h = await this.embed(ids, B, T);
     for (let i = 0; i < this.numLayers; i++) h = (await this.runLayer(i, h, B, T)).hidden;
     return h;
   }
@@ -229,7 +276,7 @@ export class CausalLM {
    */
   async step(ids: Int32Array, B: number, T: number, cache: KvCache | null, keepLast = T): Promise<{ logits: Float32Array; cache: KvCache }> {
     const next: KvCache = { keys: [], values: [], length: (cache?.length ?? 0) + T };
-    let h = this.embed(ids);
+    let h = await this.embed(ids, B, T, cache?.length ?? 0);
     for (let i = 0; i < this.numLayers; i++) {
       const past = cache
         ? { key: cache.keys[i]!, value: cache.values[i]!, length: cache.length }
@@ -250,11 +297,12 @@ export class CausalLM {
   }
 
   private ropeCache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
-  private rope(start: number, T: number) {
-    const key = `${start}:${T}`;
+  private rope(name: string, start: number, T: number) {
+    const key = `${name}:${start}:${T}`;
     let r = this.ropeCache.get(key);
     if (!r) {
-      r = ropeTables(this.config, start, T);
+      const table = this.family.rotary(this.config)[name]!;
+      r = rotaryTables(table.invFreq, start, T, table.attentionScaling ?? 1);
       if (this.ropeCache.size > 64) this.ropeCache.clear();
       this.ropeCache.set(key, r);
     }
@@ -262,11 +310,11 @@ export class CausalLM {
   }
 
   private maskCache = new Map<string, Float32Array>();
-  private mask(P: number, T: number): Float32Array {
-    const key = `${P}:${T}`;
+  private mask(P: number, T: number, window: number | null): Float32Array {
+    const key = `${P}:${T}:${window}`;
     let m = this.maskCache.get(key);
     if (!m) {
-      m = causalMask(P, T);
+      m = causalMask(P, T, window);
       if (this.maskCache.size > 64) this.maskCache.clear();
       this.maskCache.set(key, m);
     }

@@ -1,11 +1,10 @@
-// A Llama-family model with random weights, for benchmarks and tests that need a real model's
+// A model with random weights (any registered family; Llama by default), for benchmarks and tests that need a real model's
 // shapes (e.g. TinyLlama-1.1B's) without its files. Weights are generated on read from a seed and
 // the tensor name, so nothing is held in memory and every read of a tensor returns the same values.
 import { Rng } from "../data/rng.js";
 import type { WeightSource } from "../formats/weights.js";
-import { parseModelConfig } from "./registry.js";
+import { adapterFor, parseModelConfig } from "./registry.js";
 import type { ModelConfig } from "./config.js";
-import { EMBED_TOKENS, FINAL_NORM, layerPrefix, layerTensorShapes, LM_HEAD } from "./llama.js";
 
 /** The config.json fields of the shape; everything else takes Llama defaults. */
 export interface SyntheticShape {
@@ -45,6 +44,8 @@ class SyntheticWeights implements WeightSource {
   constructor(
     private readonly shapes: Map<string, number[]>,
     private readonly seed: number,
+    /** tables read with std 1 (the embeddings) */
+    private readonly embeddings: Set<string>,
   ) {}
 
   names(): string[] {
@@ -78,7 +79,7 @@ class SyntheticWeights implements WeightSource {
     const rng = new Rng(h);
     const vector = shape.length === 1;
     const center = name.endsWith("norm.weight") ? 1 : 0;
-    const std = vector ? 0.1 : name === EMBED_TOKENS ? 1 : 1 / Math.sqrt(shape[shape.length - 1]!);
+    const std = vector ? 0.1 : this.embeddings.has(name) ? 1 : 1 / Math.sqrt(shape[shape.length - 1]!);
     const half = std * Math.sqrt(3); // uniform on [−a, a] has std a/√3
     for (let i = 0; i < out.length; i++) out[i] = center + (2 * rng.next() - 1) * half;
     return out;
@@ -91,12 +92,14 @@ class SyntheticWeights implements WeightSource {
 export function syntheticModel(shape: SyntheticShape, seed = 0): { config: ModelConfig; weights: WeightSource } {
   const raw: Record<string, unknown> = { architectures: ["LlamaForCausalLM"], ...shape };
   const config = parseModelConfig("<synthetic config>", raw);
+  const family = adapterFor(config);
   const shapes = new Map<string, number[]>();
-  shapes.set(EMBED_TOKENS, [config.vocabSize, config.hiddenSize]);
-  shapes.set(FINAL_NORM, [config.hiddenSize]);
-  if (!config.tieWordEmbeddings) shapes.set(LM_HEAD, [config.vocabSize, config.hiddenSize]);
+  for (const t of family.globalTensors(config)) if (!t.optional) shapes.set(t.name, t.shape);
   for (let i = 0; i < config.numLayers; i++) {
-    for (const [suffix, s] of layerTensorShapes(config)) shapes.set(layerPrefix(i) + suffix, s);
+    for (const [suffix, s] of family.layerTensors(config, i)) shapes.set(family.layerPrefix(i) + suffix, s);
   }
-  return { config, weights: new SyntheticWeights(shapes, seed) };
+  // the tables an embedding reads: global 2-D tensors other than the head
+  const head = family.headWeight(config, { has: (n) => shapes.has(n) });
+  const embeddings = new Set(family.globalTensors(config).filter((t) => t.shape.length === 2 && (t.name !== head || config.tieWordEmbeddings)).map((t) => t.name));
+  return { config, weights: new SyntheticWeights(shapes, seed, embeddings) };
 }

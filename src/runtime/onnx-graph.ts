@@ -116,6 +116,12 @@ export class GraphBuilder {
     return this.initializer({ name: name ?? `const_i64_${this.counter++}`, type: "int64", dims: [values.length], data });
   }
 
+  /** An int64 scalar (dims []), e.g. for Range. */
+  constInt64Scalar(value: number): string {
+    const data = typedBytes(BigInt64Array.of(BigInt(value)));
+    return this.initializer({ name: `const_i64s_${this.counter++}`, type: "int64", dims: [], data });
+  }
+
   constFloat(values: readonly number[], dims: readonly number[] = [values.length], name?: string): string {
     return this.initializer({ name: name ?? `const_f32_${this.counter++}`, type: "float32", dims, data: typedBytes(Float32Array.from(values)) });
   }

@@ -5,6 +5,7 @@
 import type { QuantGrid } from "../../src/compress/types.js";
 import type { WeightSource } from "../../src/formats/weights.js";
 import type { ModelConfig } from "../../src/models/config.js";
+import type { LlamaConfig } from "../../src/models/llama.js";
 import { floatToHalf, halfToFloat } from "../../src/tensor/dtype.js";
 
 function roundHalfEven(x: number): number {
@@ -167,7 +168,7 @@ export function widenLlama(config: ModelConfig, w: WeightSource, D: number, F: n
     put(`${p}mlp.down_proj.weight`, pad(w.read(`${p}mlp.down_proj.weight`), D0, F0, D, F), [D, F]);
   }
   return {
-    config: { ...config, hiddenSize: D, intermediateSize: F, rmsNormEps: config.rmsNormEps * (D0 / D) },
+    config: { ...config, hiddenSize: D, intermediateSize: F, rmsNormEps: (config as LlamaConfig).rmsNormEps * (D0 / D) } as LlamaConfig,
     weights: new MemoryWeights(t),
   };
 }

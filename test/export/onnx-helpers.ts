@@ -4,7 +4,6 @@
 import { dequantize, quantizeToCodes, rtnQuantize } from "../../src/compress/quant/grid.js";
 import type { QuantGrid } from "../../src/compress/types.js";
 import { OverlayWeights, type WeightSource } from "../../src/formats/weights.js";
-import { layerPrefix, linearSpecs } from "../../src/models/llama.js";
 import type { CausalLM } from "../../src/models/model.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 
@@ -39,8 +38,8 @@ class QuantizedCheckpoint extends OverlayWeights {
 export function quantizedCheckpoint(model: CausalLM, bits = 4, groupSize = 32): WeightSource {
   const codes = new Map<string, Quantized>();
   for (let i = 0; i < model.config.numLayers; i++) {
-    for (const l of linearSpecs(model.config)) {
-      const name = `${layerPrefix(i)}${l.suffix}.weight`;
+    for (const l of model.linears(i)) {
+      const name = `${l.name}.weight`;
       const W = new Tensor(model.weights.read(name), model.weights.shape(name));
       const { quant } = rtnQuantize(W, { bits, sym: false, groupSize });
       codes.set(name, { grid: quant, codes: quantizeToCodes(W, quant), shape: W.shape });

@@ -3,7 +3,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
 import { FormatError } from "../../src/formats/errors.js";
-import { parseModelConfig } from "../../src/models/registry.js";
+import type { LlamaConfig } from "../../src/models/llama.js";
+import { parseModelConfig as parseAny } from "../../src/models/registry.js";
+
+const parseModelConfig = (file: string, json: Record<string, unknown>) => parseAny(file, json) as LlamaConfig;
 import { HAS_SHARED, needsShared, STORIES } from "../helpers.js";
 
 const FILE = "/models/x/config.json";

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, describe, test } from "node:test";
-import type { ModelConfig } from "../../src/models/config.js";
-import { causalMask, inverseFrequencies, ropeTables } from "../../src/models/llama.js";
+import { ropeTables, type LlamaConfig } from "../../src/models/llama.js";
+import { inverseFrequencies } from "../../src/models/rope.js";
+import { causalMask } from "../../src/models/runtime-graphs.js";
 import { loadModel } from "../../src/models/load.js";
 import type { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
@@ -26,7 +27,7 @@ function maxDiff(a: Float32Array, b: ArrayLike<number>, n = a.length): { diff: n
 }
 
 describe("rotary tables and the causal mask", () => {
-  const c = { headDim: 8, ropeTheta: 10000, ropeScaling: { type: "none" } } as ModelConfig;
+  const c = { headDim: 8, ropeTheta: 10000, ropeScaling: { type: "none" } } as LlamaConfig;
 
   test("inv_freq = theta^(-2i/hd)", () => {
     const inv = inverseFrequencies(8, 10000, { type: "none" });
@@ -70,6 +71,12 @@ describe("rotary tables and the causal mask", () => {
     assert.deepEqual(Array.from(causalMask(2, 3)), [0, 0, 0, X, X, 0, 0, 0, 0, X, 0, 0, 0, 0, 0]);
     assert.deepEqual(Array.from(causalMask(0, 2)), [0, X, 0, 0]);
     assert.deepEqual(Array.from(causalMask(4, 1)), [0, 0, 0, 0, 0]);
+  });
+
+  test("causalMask with a window of 2: query t sees keys P+t−1..P+t", () => {
+    const X = -Infinity;
+    assert.deepEqual(Array.from(causalMask(0, 3, 2)), [0, X, X, 0, 0, X, X, 0, 0]);
+    assert.deepEqual(Array.from(causalMask(2, 1, 2)), [X, 0, 0]);
   });
 });
 

@@ -22,7 +22,7 @@ describe("loadModel", needsShared, () => {
   let n = 0;
   const fresh = () => path.join(root, `m${n++}`);
 
-  test("stories260K loads with its seven linears per layer", () => {
+  test("stories260K loads with its seven linears per layer", async () => {
     const m = loadModel(STORIES);
     try {
       assert.equal(m.name, "stories260K");
@@ -39,7 +39,7 @@ describe("loadModel", needsShared, () => {
           ["model.layers.2.mlp.down_proj", 64, 172],
         ],
       );
-      assert.throws(() => m.embed(Int32Array.of(1, 512)), /token id 512 is outside the vocabulary \(0\.\.511\)/);
+      await assert.rejects(m.embed(Int32Array.of(1, 512)), /token id 512 is outside the vocabulary \(0\.\.511\)/);
     } finally {
       m.close();
     }

@@ -5,7 +5,11 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import { FormatError } from "../../../src/formats/errors.js";
 import { GGUF_MAGIC, Keys, QuantType, ValueType } from "../../../src/formats/gguf/constants.js";
-import { ggufTensorName, hfTensorName } from "../../../src/formats/gguf/names.js";
+import { mapTensorName } from "../../../src/formats/gguf/names.js";
+import { LLAMA_GGUF_NAMES } from "../../../src/models/llama.js";
+
+const ggufTensorName = (name: string) => mapTensorName(LLAMA_GGUF_NAMES, name, "toGguf");
+const hfTensorName = (name: string) => mapTensorName(LLAMA_GGUF_NAMES, name, "toHf");
 import { dequantize, quantize } from "../../../src/formats/gguf/quants.js";
 import { GgufFile } from "../../../src/formats/gguf/reader.js";
 import { GgufWriter, writeGguf, type GgufTensorToWrite, type MetadataValue } from "../../../src/formats/gguf/writer.js";
