@@ -95,3 +95,15 @@ export function reducedLayerTensors(
 export function keptWeights(groups: UnitGroup[], sel: LayerSelection): number {
   return groups.reduce((s, g) => s + sel.kept[g.kind].length * g.weightsPerUnit, 0);
 }
+
+/** The layer as pruned, at its original shapes: masked rows/columns, refitted consumers, biases added. */
+export function layerWeightsAfter(weights: LayerWeights, groups: UnitGroup[], sel: LayerSelection, shape: (suffix: string) => readonly number[]): LayerWeights {
+  const out = maskedLayerWeights(weights, groups, sel, shape);
+  for (const [consumer, b] of sel.biases) {
+    const key = `${consumer}.bias`;
+    const own = weights.get(key);
+    if (!own) throw new Error(`layer has no bias slot for ${consumer} (run it through withConsumerBiases)`);
+    out.set(key, own.map((v, r) => v + b[r]!));
+  }
+  return out;
+}

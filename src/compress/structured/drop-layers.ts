@@ -11,7 +11,7 @@ export async function blockSimilarity(model: CausalLM, calib: CalibrationBatch):
   const D = model.config.hiddenSize;
   const T = calib.seqlen;
   const perRun = Math.max(1, Math.floor(8192 / T));
-  let hidden = model.embed(calib.ids);
+  let hidden = await model.embed(calib.ids);
   const out: number[] = [];
   for (let i = 0; i < model.numLayers; i++) {
     const next = new Float32Array(hidden.length);
@@ -55,25 +55,29 @@ export function layersToDrop(similarity: number[], k: number): number[] {
     .sort((a, b) => a - b);
 }
 
-const LAYER_NAME = /^(.*?layers\.)(\d+)(\..*)$/;
-
 /** The model without layers `drop`, the rest renumbered 0..L−k−1 (a view: nothing is copied). */
 export function withoutLayers(model: CausalLM, drop: readonly number[]): CausalLM {
   if (drop.length === 0) return model;
+  const structure = model.family.structure;
+  if (!structure) throw new Error(`dropping layers of ${model.config.architecture} is not supported yet (its adapter has no structure hooks)`);
   const dropped = new Set(drop);
   const kept = [...Array(model.numLayers).keys()].filter((i) => !dropped.has(i));
+  const prefix = (i: number) => model.family.layerPrefix(i);
+  // longest prefixes first: "model.layers.1." must not claim "model.layers.10.…"
+  const original = [...Array(model.numLayers).keys()].sort((a, b) => prefix(b).length - prefix(a).length);
+  const layerOf = (name: string): number | null => original.find((i) => name.startsWith(prefix(i))) ?? null;
   const src = model.weights;
+  /** output name → source name (null: a layer beyond the kept ones) */
   const toSource = (name: string): string | null => {
-    const m = LAYER_NAME.exec(name);
-    if (!m) return name;
-    const i = Number(m[2]);
-    return i < kept.length ? `${m[1]}${kept[i]}${m[3]}` : null;
+    const i = layerOf(name);
+    if (i === null) return name;
+    return i < kept.length ? prefix(kept[i]!) + name.slice(prefix(i).length) : null;
   };
   const names = src.names().flatMap((n) => {
-    const m = LAYER_NAME.exec(n);
-    if (!m) return [n];
-    const i = kept.indexOf(Number(m[2]));
-    return i < 0 ? [] : [`${m[1]}${i}${m[3]}`];
+    const i = layerOf(n);
+    if (i === null) return [n];
+    const j = kept.indexOf(i);
+    return j < 0 ? [] : [prefix(j) + n.slice(prefix(i).length)];
   });
   const resolve = (name: string): string => {
     const s = toSource(name);
@@ -94,6 +98,5 @@ export function withoutLayers(model: CausalLM, drop: readonly number[]): CausalL
     quantized: src.quantized ? (n) => src.quantized!(resolve(n)) : undefined,
     close: () => src.close(),
   };
-  const raw = { ...model.config.raw, num_hidden_layers: kept.length };
-  return new CausalLM({ ...model.config, numLayers: kept.length, raw }, weights, model.dir);
+  return new CausalLM(structure.keepLayers(model.config, kept), weights, model.dir);
 }

@@ -8,7 +8,7 @@ import { loadModel } from "../../models/load.js";
 import { blockSimilarity, layersToDrop, withoutLayers } from "./drop-layers.js";
 import { keptFraction, planStructured, type StructuredMethod } from "./plan.js";
 import type { LayerSelection } from "./select.js";
-import { llamaUnits, type UnitGroup } from "./units.js";
+import { unitsOf, type UnitGroup } from "./units.js";
 import { uniformWidths, writeStructured } from "./write.js";
 
 export const STRUCTURED_METHODS: readonly StructuredMethod[] = ["flap", "wanda-sp", "obs-sp"];
@@ -60,7 +60,6 @@ export async function runStructured(job: StructuredJob): Promise<StructuredSumma
       dropped = layersToDrop(similarity, job.dropLayers);
     }
     const model = withoutLayers(base, dropped);
-    const groups = llamaUnits(model.config);
     const selections =
       job.ratio > 0
         ? await planStructured(model, calib, {
@@ -71,8 +70,8 @@ export async function runStructured(job: StructuredJob): Promise<StructuredSumma
             dampening: job.dampening,
             onLayer: (i, n) => job.onLayer?.(job.method, i, n),
           })
-        : Array.from({ length: model.numLayers }, () => keepAll(groups));
-    const kept = keptFraction(groups, selections) * (model.numLayers / base.numLayers);
+        : Array.from({ length: model.numLayers }, (_, i) => keepAll(unitsOf(model, i)));
+    const kept = keptFraction(model, selections) * (model.numLayers / base.numLayers);
     const widths = { kvGroups: selections.map((s) => s.kept.attention.length), mlpChannels: selections.map((s) => s.kept.mlp.length) };
     const uniform = uniformWidths(selections);
     const record = {
@@ -92,7 +91,7 @@ export async function runStructured(job: StructuredJob): Promise<StructuredSumma
       calibration: job.calibration.info,
       seconds: (performance.now() - t0) / 1000,
     };
-    await writeStructured(model, groups, selections, { outDir: job.outDir, overwrite: job.overwrite, dtype: job.dtype, record });
+    await writeStructured(model, selections, { outDir: job.outDir, overwrite: job.overwrite, dtype: job.dtype, record });
     return { outDir: job.outDir, keptFraction: kept, droppedLayers: dropped, widths, uniform, seconds: (performance.now() - t0) / 1000 };
   } finally {
     base.close();

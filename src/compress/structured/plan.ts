@@ -13,15 +13,14 @@
 // Memory: one layer's weights and two buffers of calibration activations, as the compression
 // pipeline; FLAP also keeps every layer's o_proj/down_proj for its global step.
 import type { CalibrationBatch } from "../../data/calibration.js";
-import type { CaptureName } from "../../models/llama.js";
-import type { CausalLM, LayerWeights } from "../../models/model.js";
+import type { CaptureName, CausalLM, LayerWeights } from "../../models/model.js";
 import { GramAccumulator } from "../../runtime/kernels.js";
-import { keptWeights, maskedLayerWeights } from "./apply.js";
-import { withLinearBiases } from "./biased-model.js";
+import { keptWeights, layerWeightsAfter } from "./apply.js";
+import { withConsumerBiases } from "./biased-model.js";
 import { StructuredObs } from "./obs.js";
 import { flapSelect, wandaSpRemoved, wandaSpSelect, type LayerInputs, type LayerSelection } from "./select.js";
 import { FluctuationStats, SquaredNormStats } from "./stats.js";
-import { llamaUnits, type KeptUnits, type UnitGroup, type UnitKind } from "./units.js";
+import { unitsOf, type KeptUnits, type UnitGroup, type UnitKind } from "./units.js";
 
 export type StructuredMethod = "flap" | "wanda-sp" | "obs-sp";
 
@@ -105,22 +104,23 @@ async function runLayer(
   return out;
 }
 
-/** Shapes of a layer's tensors by suffix (every layer of the unpruned model has the same). */
-export function shapeOf(model: CausalLM): (suffix: string) => readonly number[] {
-  return (suffix) => model.weights.shape(`model.layers.0.${suffix}`);
+/** Shapes of layer i's tensors by suffix. */
+export function shapeOf(model: CausalLM, i: number): (suffix: string) => readonly number[] {
+  const p = model.family.layerPrefix(i);
+  return (suffix) => model.weights.shape(p + suffix);
 }
 
-function consumerMatrix(model: CausalLM, g: UnitGroup, weights: LayerWeights) {
-  const [rows, cols] = shapeOf(model)(`${g.consumer}.weight`) as [number, number];
+function consumerMatrix(model: CausalLM, i: number, g: UnitGroup, weights: LayerWeights) {
+  const [rows, cols] = shapeOf(model, i)(`${g.consumer}.weight`) as [number, number];
   return { W: weights.get(`${g.consumer}.weight`)!, rows, cols };
 }
 
-function statsFor<S extends SampleSink>(model: CausalLM, groups: UnitGroup[], weights: LayerWeights, make: (width: number) => S) {
+function statsFor<S extends SampleSink>(model: CausalLM, i: number, groups: UnitGroup[], weights: LayerWeights, make: (width: number) => S) {
   const consumers = new Map<string, { W: Float32Array; rows: number; cols: number }>();
   const stats = new Map<string, S>();
   const byCapture = new Map<CaptureName, SampleSink[]>();
   for (const g of groups) {
-    const m = consumerMatrix(model, g, weights);
+    const m = consumerMatrix(model, i, g, weights);
     consumers.set(g.consumer, m);
     const s = make(m.cols);
     stats.set(g.consumer, s);
@@ -129,11 +129,11 @@ function statsFor<S extends SampleSink>(model: CausalLM, groups: UnitGroup[], we
   return { inputs: { groups, consumers, stats } as LayerInputs<S>, byCapture };
 }
 
-function gramsFor(model: CausalLM, groups: UnitGroup[]) {
+function gramsFor(model: CausalLM, i: number, groups: UnitGroup[]) {
   const grams = new Map<string, AugmentedGram>();
   const byCapture = new Map<CaptureName, AugmentedGram[]>();
   for (const g of groups) {
-    const cols = shapeOf(model)(`${g.consumer}.weight`)[1]!;
+    const cols = shapeOf(model, i)(`${g.consumer}.weight`)[1]!;
     const acc = new AugmentedGram(cols);
     grams.set(g.consumer, acc);
     byCapture.set(g.consumerInput, [...(byCapture.get(g.consumerInput) ?? []), acc]);
@@ -142,13 +142,13 @@ function gramsFor(model: CausalLM, groups: UnitGroup[]) {
 }
 
 /** FLAP's scoring pass: statistics of the dense model, every layer. */
-async function flapSelection(model: CausalLM, calib: CalibrationBatch, opts: StructuredOptions, groups: UnitGroup[]): Promise<LayerSelection[]> {
+async function flapSelection(model: CausalLM, calib: CalibrationBatch, opts: StructuredOptions): Promise<LayerSelection[]> {
   const L = model.numLayers;
-  let hidden = model.embed(calib.ids);
+  let hidden = await model.embed(calib.ids);
   const layers: LayerInputs<FluctuationStats>[] = [];
   for (let i = 0; i < L; i++) {
     const weights = model.layerWeights(i);
-    const { inputs, byCapture } = statsFor(model, groups, weights, (w) => new FluctuationStats(w));
+    const { inputs, byCapture } = statsFor(model, i, unitsOf(model, i), weights, (w) => new FluctuationStats(w));
     hidden = (await runLayer(model, i, hidden, calib, weights, { samples: byCapture }, i + 1 < L)) ?? hidden;
     layers.push(inputs);
     model.forgetLayer(i);
@@ -215,21 +215,21 @@ async function greedyObs(obs: Map<string, StructuredObs>, groups: UnitGroup[], r
 export async function planStructured(model: CausalLM, calib: CalibrationBatch, opts: StructuredOptions): Promise<LayerSelection[]> {
   if (!(opts.ratio >= 0 && opts.ratio < 1)) throw new Error(`structured pruning ratio ${opts.ratio} must be in [0, 1)`);
   const L = model.numLayers;
-  const groups = llamaUnits(model.config);
   const reconstruct = opts.method === "obs-sp" || Boolean(opts.reconstruct);
-  const flap = opts.method === "flap" ? await flapSelection(model, calib, opts, groups) : null;
+  const flap = opts.method === "flap" ? await flapSelection(model, calib, opts) : null;
   if (flap && !reconstruct) return flap;
 
   // the sequential pass: layer i sees the outputs of the already-pruned layers before it
-  const run = reconstruct ? withLinearBiases(model) : model;
+  const run = reconstruct ? withConsumerBiases(model) : model;
   const selections: LayerSelection[] = [];
-  let hidden = model.embed(calib.ids);
+  let hidden = await model.embed(calib.ids);
   for (let i = 0; i < L; i++) {
+    const groups = unitsOf(model, i);
     const weights = run.layerWeights(i);
     const sinks: Captured = {};
-    const norms = opts.method === "wanda-sp" ? statsFor(model, groups, weights, (w) => new SquaredNormStats(w)) : null;
+    const norms = opts.method === "wanda-sp" ? statsFor(model, i, groups, weights, (w) => new SquaredNormStats(w)) : null;
     if (norms) sinks.samples = norms.byCapture;
-    const grams = reconstruct ? gramsFor(model, groups) : null;
+    const grams = reconstruct ? gramsFor(model, i, groups) : null;
     if (grams) sinks.grams = grams.byCapture;
     await runLayer(run, i, hidden, calib, weights, sinks, false);
 
@@ -239,7 +239,7 @@ export async function planStructured(model: CausalLM, calib: CalibrationBatch, o
     } else {
       const obs = new Map<string, StructuredObs>();
       for (const g of groups) {
-        const { W, rows, cols } = consumerMatrix(model, g, weights);
+        const { W, rows, cols } = consumerMatrix(model, i, g, weights);
         obs.set(g.consumer, await StructuredObs.create(W, weights.get(`${g.consumer}.bias`) ?? null, rows, cols, grams!.grams.get(g.consumer)!.matrix(), opts.dampening ?? 0.01));
       }
       let kept: KeptUnits;
@@ -258,27 +258,21 @@ export async function planStructured(model: CausalLM, calib: CalibrationBatch, o
       sel = { kept, biases, consumers };
     }
     selections.push(sel);
-    if (i + 1 < L) hidden = (await runLayer(run, i, hidden, calib, layerWeightsAfter(weights, groups, sel, shapeOf(model)), {}, true))!;
+    if (i + 1 < L) hidden = (await runLayer(run, i, hidden, calib, layerWeightsAfter(weights, groups, sel, shapeOf(model, i)), {}, true))!;
     run.forgetLayer(i);
     opts.onLayer?.(i + 1, L);
   }
   return selections;
 }
 
-/** The layer as pruned, at its original shapes: masked rows/columns, refitted consumers, biases. */
-export function layerWeightsAfter(weights: LayerWeights, groups: UnitGroup[], sel: LayerSelection, shape: (suffix: string) => readonly number[]): LayerWeights {
-  const out = maskedLayerWeights(weights, groups, sel, shape);
-  for (const [consumer, b] of sel.biases) {
-    const key = `${consumer}.bias`;
-    if (!out.has(key)) continue; // a model without bias slots: only FLAP's scoring pass, which never runs this
-    const own = weights.get(key)!;
-    out.set(key, own.map((v, r) => v + b[r]!));
-  }
-  return out;
-}
-
 /** Fraction of decoder-linear weights a plan keeps. */
-export function keptFraction(groups: UnitGroup[], selections: LayerSelection[]): number {
-  const total = groups.reduce((s, g) => s + g.count * g.weightsPerUnit, 0);
-  return selections.reduce((s, sel) => s + keptWeights(groups, sel), 0) / (total * selections.length);
+export function keptFraction(model: CausalLM, selections: LayerSelection[]): number {
+  let kept = 0;
+  let total = 0;
+  selections.forEach((sel, i) => {
+    const groups = unitsOf(model, i);
+    kept += keptWeights(groups, sel);
+    total += groups.reduce((s, g) => s + g.count * g.weightsPerUnit, 0);
+  });
+  return kept / total;
 }

@@ -29,7 +29,7 @@ test("dropping layers: the view runs the kept layers, renumbered, and similarity
   assert.equal(small.numLayers, model.numLayers - 2);
   assert.equal(small.config.raw.num_hidden_layers, model.numLayers - 2);
   // layer 2 of the view is layer 4 of the original
-  const x = model.embed(calib.ids.subarray(0, 128));
+  const x = await model.embed(calib.ids.subarray(0, 128));
   const a = (await small.runLayer(2, x, 1, 128)).hidden;
   const b = (await model.runLayer(4, x, 1, 128)).hidden;
   assert.deepEqual(a, b);

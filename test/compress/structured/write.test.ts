@@ -5,7 +5,6 @@ import path from "node:path";
 import { test } from "node:test";
 import { prunedStandIn } from "../../../src/compress/structured/biased-model.js";
 import { keptFraction, planStructured, type StructuredOptions } from "../../../src/compress/structured/plan.js";
-import { llamaUnits } from "../../../src/compress/structured/units.js";
 import { writeStructured } from "../../../src/compress/structured/write.js";
 import { calibrationWindows } from "../../../src/data/calibration.js";
 import { perplexity } from "../../../src/eval/perplexity.js";
@@ -37,10 +36,9 @@ for (const opts of CASES) {
   test(`${opts.method}${opts.uniform ? " --uniform" : ""} ${opts.ratio}: equal widths → a standard, smaller Llama folder with the in-memory perplexity`, async () => {
     const model = loadModel(STORIES);
     const sel = await planStructured(model, smallCalibration(), opts);
-    const groups = llamaUnits(model.config);
     const inMemory = (await perplexity(prunedStandIn(model, sel), tinystoriesTest(), { seqlen: 512, limitWindows: 24 })).perplexity;
     const out = path.join(tempDir(), "pruned");
-    await writeStructured(model, groups, sel, { outDir: out, record: { method: opts.method } });
+    await writeStructured(model, sel, { outDir: out, record: { method: opts.method } });
 
     const config = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8"));
     assert.equal(config.num_key_value_heads, 3);
@@ -53,7 +51,7 @@ for (const opts of CASES) {
     assert.ok(Math.abs(fromDisk / inMemory - 1) < 1e-5, `reloaded ${fromDisk} vs in memory ${inMemory}`);
 
     const ratio = linearBytes(out) / linearBytes(STORIES);
-    const kept = keptFraction(groups, sel);
+    const kept = keptFraction(model, sel);
     assert.ok(Math.abs(ratio - kept) < 1e-9, `decoder-linear bytes ${ratio} = kept weights ${kept}`);
     console.log(`${opts.method} ${opts.ratio}: linear bytes ×${ratio.toFixed(4)}, ppl ${fromDisk.toFixed(4)} (24 windows)`);
   });
