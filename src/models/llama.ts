@@ -284,7 +284,15 @@ export const LLAMA_GGUF_NAMES: readonly (readonly [string, string])[] = [
 export function llamaGguf(ggufArch: string, permute: boolean, names = LLAMA_GGUF_NAMES): GgufFamily<LlamaConfig> {
   return {
     archName: ggufArch,
-    arch: () => ggufArch,
+    // Per-layer widths (structured pruning): llama.cpp's llama and qwen loaders size every layer
+    // from the layer-0 head counts; its "deci" architecture (DeciLM / Nemotron-NAS, Llama math
+    // with per-layer head_count, head_count_kv and feed_forward_length arrays, optional biases)
+    // reads each layer's own, with llama's tensor names and rope layout.
+    arch(c) {
+      if (!c.layerWidths) return ggufArch;
+      if (!permute) throw new Error(`GGUF export of ${c.architecture} with per-layer widths is not supported (llama.cpp's per-layer "deci" architecture is Llama's math; export with --uniform widths instead)`);
+      return "deci";
+    },
     tensors(c: LlamaConfig, w: WeightSource): GgufTensorPlan[] {
       const plan: GgufTensorPlan[] = [];
       const add = (source: string, permuteHeads: number | null = null) => {

@@ -56,3 +56,24 @@ for (const opts of CASES) {
     console.log(`${opts.method} ${opts.ratio}: linear bytes ×${ratio.toFixed(4)}, ppl ${fromDisk.toFixed(4)} (24 windows)`);
   });
 }
+
+test("flap 0.3 (per-layer widths): structured_pruning in config.json, and the folder reloads with the in-memory perplexity", async () => {
+  const model = loadModel(STORIES);
+  const sel = await planStructured(model, smallCalibration(), { method: "flap", ratio: 0.3 });
+  const inMemory = (await perplexity(prunedStandIn(model, sel), tinystoriesTest(), { seqlen: 512, limitWindows: 24 })).perplexity;
+  const out = path.join(tempDir(), "flap");
+  await writeStructured(model, sel, { outDir: out, record: { method: "flap" } });
+  const config = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8"));
+  const sp = config.structured_pruning;
+  assert.deepEqual(sp.num_key_value_heads, sel.map((s) => s.kept.attention.length));
+  assert.deepEqual(sp.intermediate_size, sel.map((s) => s.kept.mlp.length));
+  assert.deepEqual(sp.kept_mlp_channels, sel.map((s) => s.kept.mlp));
+  assert.deepEqual(sp.o_proj_bias, [true, true, true, true, true]);
+  assert.equal(config.num_key_value_heads, 4, "top-level widths stay the original ones");
+  const reloaded = loadModel(out);
+  assert.deepEqual(reloaded.config.layerWidths?.map((w) => w.intermediateSize), sp.intermediate_size);
+  const fromDisk = (await perplexity(reloaded, tinystoriesTest(), { seqlen: 512, limitWindows: 24 })).perplexity;
+  assert.ok(Math.abs(fromDisk / inMemory - 1) < 1e-5, `reloaded ${fromDisk} vs in memory ${inMemory}`);
+  const ratio = linearBytes(out) / linearBytes(STORIES);
+  assert.ok(Math.abs(ratio - keptFraction(model, sel)) < 1e-9);
+});
