@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { FormatError } from "../formats/errors.js";
 import { DTYPE_SUFFIX, IO, modelFileName, ONNX_SUBFOLDER, type ExportDtype } from "../formats/onnx/names.js";
-import { readRawConfig, type ModelConfig } from "../models/config.js";
+import { kvHeadsOf, readRawConfig, type ModelConfig } from "../models/config.js";
 import type { KvCache } from "../models/model.js";
 import { parseModelConfig } from "../models/registry.js";
 import { Session, type RtTensor } from "../runtime/ort.js";
@@ -70,8 +70,8 @@ export class OnnxDecoder {
       [IO.positionIds]: { data: positions, dims: [B, T] },
       [IO.numLogitsToKeep]: { data: BigInt64Array.of(BigInt(keepLast)), dims: [] },
     };
-    const kvDims = [B, c.numKvHeads, P, c.headDim];
     for (let i = 0; i < c.numLayers; i++) {
+      const kvDims = [B, kvHeadsOf(c, i), P, c.headDim];
       feeds[IO.pastKey(i)] = { data: cache?.keys[i] ?? new Float32Array(0), dims: kvDims };
       feeds[IO.pastValue(i)] = { data: cache?.values[i] ?? new Float32Array(0), dims: kvDims };
     }

@@ -29,6 +29,12 @@ export interface ModelConfig {
   vocabSize: number;
   /** longest sequence the model was trained for */
   maxPositions: number;
+  /**
+   * Per-layer widths when they differ between layers (after structured pruning with a per-layer
+   * allocation); absent: every layer has the widths above. The KV cache of layer i is
+   * [B, layerWidths[i].numKvHeads, P, headDim].
+   */
+  layerWidths?: LayerWidths[];
   /** LM head shares the embedding matrix */
   tieWordEmbeddings: boolean;
   bosTokenId: number | null;
@@ -37,6 +43,17 @@ export interface ModelConfig {
   torchDtype: string | null;
   /** the parsed config.json, for writing it back out unchanged */
   raw: Record<string, unknown>;
+}
+
+export interface LayerWidths {
+  numHeads: number;
+  numKvHeads: number;
+  intermediateSize: number;
+}
+
+/** KV heads of layer i. */
+export function kvHeadsOf(c: ModelConfig, i: number): number {
+  return c.layerWidths?.[i]?.numKvHeads ?? c.numKvHeads;
 }
 
 /** Formats the first zod issue as `field "a.b": problem`. */

@@ -10,7 +10,7 @@
 //   last num_logits_to_keep positions ─ head ─▶ logits [B, T', V]
 import { DIM, IO } from "../formats/onnx/names.js";
 import type { GraphBuilder } from "../runtime/onnx-graph.js";
-import type { ModelConfig } from "./config.js";
+import { kvHeadsOf, type ModelConfig } from "./config.js";
 import type { BlockContext, GraphWeights } from "./family.js";
 import { adapterFor } from "./registry.js";
 import { addAlibi, attentionAttrs } from "./runtime-graphs.js";
@@ -56,14 +56,13 @@ function attentionMask(g: GraphBuilder, inputIds: string, attentionMask: string,
 export function buildDecoderGraph(g: GraphBuilder, c: ModelConfig, w: StoredWeights): void {
   const family = adapterFor(c);
   const D = c.hiddenSize;
-  const KV = c.numKvHeads;
   const hd = c.headDim;
   const inputIds = g.input(IO.inputIds, "int64", [DIM.batch, DIM.seq]);
   const attnMask = g.input(IO.attentionMask, "int64", [DIM.batch, DIM.total]);
   const positionIds = g.input(IO.positionIds, "int64", [DIM.batch, DIM.seq]);
   const past = Array.from({ length: c.numLayers }, (_, i) => ({
-    key: g.input(IO.pastKey(i), "float32", [DIM.batch, KV, DIM.past, hd]),
-    value: g.input(IO.pastValue(i), "float32", [DIM.batch, KV, DIM.past, hd]),
+    key: g.input(IO.pastKey(i), "float32", [DIM.batch, kvHeadsOf(c, i), DIM.past, hd]),
+    value: g.input(IO.pastValue(i), "float32", [DIM.batch, kvHeadsOf(c, i), DIM.past, hd]),
   }));
   const keep = g.input(IO.numLogitsToKeep, "int64", []);
 
@@ -146,7 +145,7 @@ export function buildDecoderGraph(g: GraphBuilder, c: ModelConfig, w: StoredWeig
   g.output(g.op("Reshape", [logits, logitsShape]), IO.logits, "float32", [DIM.batch, "kept_sequence_length", c.vocabSize]);
   for (let i = 0; i < c.numLayers; i++) {
     if (!presents[i]) throw new Error(`layer ${i} did not attend (no KV cache output)`);
-    g.output(presents[i]!.key, IO.presentKey(i), "float32", [DIM.batch, KV, DIM.total, hd]);
-    g.output(presents[i]!.value, IO.presentValue(i), "float32", [DIM.batch, KV, DIM.total, hd]);
+    g.output(presents[i]!.key, IO.presentKey(i), "float32", [DIM.batch, kvHeadsOf(c, i), DIM.total, hd]);
+    g.output(presents[i]!.value, IO.presentValue(i), "float32", [DIM.batch, kvHeadsOf(c, i), DIM.total, hd]);
   }
 }

@@ -43,6 +43,7 @@ import type { GraphBuilder } from "../runtime/onnx-graph.js";
 import type { MetadataValue } from "../formats/gguf/writer.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { ModelConfig } from "./config.js";
+import type { StructureHooks } from "./structure.js";
 
 /** One linear of a decoder layer, as the compressors see it: W [outFeatures, inFeatures]. */
 export interface LinearSpec {
@@ -186,6 +187,9 @@ export interface FamilyAdapter<C extends ModelConfig = ModelConfig> {
     toTopiary(c: C, w: WeightSource): WeightSource;
     toCheckpoint(c: C, w: WeightSource): WeightSource;
   };
+
+  /** Structured pruning: the layer's units and the pruned model's config (models/structure.ts); absent: not supported. */
+  structure?: StructureHooks<C>;
 
   /** GGUF export; absent when llama.cpp has no such architecture (export refuses in one line). */
   gguf?: GgufFamily<C>;

@@ -16,6 +16,7 @@ import type { MetadataValue } from "../formats/gguf/writer.js";
 import type { WeightSource } from "../formats/weights.js";
 import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GgufFamily, GgufTensorPlan, LinearSpec } from "./family.js";
+import { standardUnits, type PrunedLayer, type StructureHooks } from "./structure.js";
 import { unpermuteRows } from "../export/gguf-tensors.js";
 import { mapTensorName } from "../formats/gguf/names.js";
 import { activation, rmsNorm, rotateHalf } from "./graph-ops.js";
@@ -61,12 +62,35 @@ export const llamaConfigSchema = z.looseObject({
   bos_token_id: tokenIds,
   eos_token_id: tokenIds,
   torch_dtype: z.string().nullish(),
+  // per-layer widths written by structured pruning (compress/structured/write.ts)
+  structured_pruning: z
+    .looseObject({
+      num_attention_heads: z.array(z.number().int().positive()),
+      num_key_value_heads: z.array(z.number().int().positive()),
+      intermediate_size: z.array(z.number().int().positive()),
+      o_proj_bias: z.array(z.boolean()).optional(),
+      down_proj_bias: z.array(z.boolean()).optional(),
+    })
+    .nullish(),
 });
+
+/** One decoder layer's widths and consumer biases (all equal unless structured pruning made them differ). */
+export interface LlamaLayerShape {
+  numHeads: number;
+  numKvHeads: number;
+  intermediateSize: number;
+  /** o_proj carries a bias */
+  oBias: boolean;
+  /** down_proj carries a bias */
+  downBias: boolean;
+}
 
 export interface LlamaConfig extends ModelConfig {
   rmsNormEps: number;
   ropeTheta: number;
   ropeScaling: RopeScaling;
+  /** each layer's widths and consumer biases */
+  layers: LlamaLayerShape[];
   /** q/k/v projections carry a bias (Qwen2; Llama with attention_bias) */
   qkvBias: boolean;
   /** o_proj carries a bias (Llama attention_bias) */
@@ -112,6 +136,25 @@ export function parseLlamaConfig(file: string, json: Record<string, unknown>, va
   }
   const full = (i: number) => (types ? types[i] !== "sliding_attention" : i < (c.max_window_layers ?? 0));
   const layerWindows = Array.from({ length: c.num_hidden_layers }, (_, i) => (full(i) ? null : slidingWindow));
+  const oBias = c.attention_bias ?? false;
+  const sp = c.structured_pruning;
+  const L = c.num_hidden_layers;
+  if (sp) {
+    for (const key of ["num_attention_heads", "num_key_value_heads", "intermediate_size", "o_proj_bias", "down_proj_bias"] as const) {
+      const list = sp[key];
+      if (list && list.length !== L) throw new FormatError(file, `structured_pruning.${key} has ${list.length} entries for ${L} layers`);
+    }
+    sp.num_attention_heads.forEach((h, i) => {
+      if (h % sp.num_key_value_heads[i]! !== 0) throw new FormatError(file, `structured_pruning: layer ${i} has ${h} query heads, not a multiple of its ${sp.num_key_value_heads[i]} KV heads`);
+    });
+  }
+  const layers: LlamaLayerShape[] = Array.from({ length: L }, (_, i) => ({
+    numHeads: sp?.num_attention_heads[i] ?? c.num_attention_heads,
+    numKvHeads: sp?.num_key_value_heads[i] ?? numKvHeads,
+    intermediateSize: sp?.intermediate_size[i] ?? c.intermediate_size,
+    oBias: oBias || (sp?.o_proj_bias?.[i] ?? false),
+    downBias: c.mlp_bias || (sp?.down_proj_bias?.[i] ?? false),
+  }));
   return {
     architecture: c.architectures[0]!,
     hiddenSize: c.hidden_size,
@@ -126,8 +169,10 @@ export function parseLlamaConfig(file: string, json: Record<string, unknown>, va
     ropeTheta: c.rope_parameters?.rope_theta ?? c.rope_theta ?? 10000,
     ropeScaling: parseRopeScaling(rope, file),
     tieWordEmbeddings: c.tie_word_embeddings,
+    layers,
+    layerWidths: sp ? layers.map(({ numHeads, numKvHeads, intermediateSize }) => ({ numHeads, numKvHeads, intermediateSize })) : undefined,
     qkvBias: variant.qkvBias ?? c.attention_bias ?? false,
-    oBias: c.attention_bias ?? false,
+    oBias,
     mlpBias: c.mlp_bias,
     slidingWindow,
     layerWindows,
@@ -160,20 +205,21 @@ export const FINAL_NORM = "model.norm.weight";
 export const LM_HEAD = "lm_head.weight";
 export const layerPrefix = (i: number): string => `model.layers.${i}.`;
 
-/** The seven linears of a decoder layer, in the order the math uses them. */
-export function linearSpecs(c: LlamaConfig): LinearSpec[] {
+/** The seven linears of decoder layer i, in the order the math uses them. */
+export function linearSpecs(c: LlamaConfig, i: number): LinearSpec[] {
   const D = c.hiddenSize;
-  const qDim = c.numHeads * c.headDim;
-  const kvDim = c.numKvHeads * c.headDim;
-  const F = c.intermediateSize;
+  const l = c.layers[i]!;
+  const qDim = l.numHeads * c.headDim;
+  const kvDim = l.numKvHeads * c.headDim;
+  const F = l.intermediateSize;
   return [
     { suffix: LAYER_TENSORS.q, input: "attn_in", hasBias: c.qkvBias, outFeatures: qDim, inFeatures: D },
     { suffix: LAYER_TENSORS.k, input: "attn_in", hasBias: c.qkvBias, outFeatures: kvDim, inFeatures: D },
     { suffix: LAYER_TENSORS.v, input: "attn_in", hasBias: c.qkvBias, outFeatures: kvDim, inFeatures: D },
-    { suffix: LAYER_TENSORS.o, input: "attn_out", hasBias: c.oBias, outFeatures: D, inFeatures: qDim },
+    { suffix: LAYER_TENSORS.o, input: "attn_out", hasBias: l.oBias, outFeatures: D, inFeatures: qDim },
     { suffix: LAYER_TENSORS.gate, input: "mlp_in", hasBias: c.mlpBias, outFeatures: F, inFeatures: D },
     { suffix: LAYER_TENSORS.up, input: "mlp_in", hasBias: c.mlpBias, outFeatures: F, inFeatures: D },
-    { suffix: LAYER_TENSORS.down, input: "mlp_act", hasBias: c.mlpBias, outFeatures: D, inFeatures: F },
+    { suffix: LAYER_TENSORS.down, input: "mlp_act", hasBias: l.downBias, outFeatures: D, inFeatures: F },
   ];
 }
 
@@ -188,8 +234,8 @@ export const TRUE_SEQUENTIAL_GROUPS: readonly (readonly string[])[] = [
   [LAYER_TENSORS.down],
 ];
 
-/** Every tensor a decoder layer needs (suffix → shape). */
-export function layerTensorShapes(c: LlamaConfig): Map<string, number[]> {
+/** Every tensor decoder layer i needs (suffix → shape). */
+export function layerTensorShapes(c: LlamaConfig, i: number): Map<string, number[]> {
   const shapes = new Map<string, number[]>();
   shapes.set(LAYER_TENSORS.inputNorm, [c.hiddenSize]);
   shapes.set(LAYER_TENSORS.postNorm, [c.hiddenSize]);
@@ -197,7 +243,7 @@ export function layerTensorShapes(c: LlamaConfig): Map<string, number[]> {
     shapes.set(LAYER_TENSORS.qNorm, [c.headDim]);
     shapes.set(LAYER_TENSORS.kNorm, [c.headDim]);
   }
-  for (const l of linearSpecs(c)) {
+  for (const l of linearSpecs(c, i)) {
     shapes.set(`${l.suffix}.weight`, [l.outFeatures, l.inFeatures]);
     if (l.hasBias) shapes.set(`${l.suffix}.bias`, [l.outFeatures]);
   }
@@ -238,9 +284,14 @@ export const LLAMA_GGUF_NAMES: readonly (readonly [string, string])[] = [
 export function llamaGguf(ggufArch: string, permute: boolean, names = LLAMA_GGUF_NAMES): GgufFamily<LlamaConfig> {
   return {
     archName: ggufArch,
+    // Per-layer widths (structured pruning): llama.cpp's llama and qwen loaders size every layer
+    // from the layer-0 head counts; its "deci" architecture (DeciLM / Nemotron-NAS, Llama math
+    // with per-layer head_count, head_count_kv and feed_forward_length arrays, optional biases)
+    // reads each layer's own, with llama's tensor names and rope layout.
     arch(c) {
-      if (c.qkvBias || c.oBias || c.mlpBias) throw new Error(`GGUF export of ${c.architecture} with attention or MLP biases is not supported`);
-      return ggufArch;
+      if (!c.layerWidths) return ggufArch;
+      if (!permute) throw new Error(`GGUF export of ${c.architecture} with per-layer widths is not supported (llama.cpp's per-layer "deci" architecture is Llama's math; export with --uniform widths instead)`);
+      return "deci";
     },
     tensors(c: LlamaConfig, w: WeightSource): GgufTensorPlan[] {
       const plan: GgufTensorPlan[] = [];
@@ -260,17 +311,25 @@ export function llamaGguf(ggufArch: string, permute: boolean, names = LLAMA_GGUF
       add(EMBED_TOKENS);
       for (let i = 0; i < c.numLayers; i++) {
         const p = layerPrefix(i);
+        const { numHeads, numKvHeads } = c.layers[i]!;
+        // a linear and its bias (llama.cpp's llama/qwen architectures read every bias when present);
+        // q/k biases are permuted like their rows
+        const linear = (suffix: string, hasBias: boolean, heads: number | null = null) => {
+          add(`${p}${suffix}.weight`, heads);
+          if (hasBias) add(`${p}${suffix}.bias`, heads);
+        };
+        const [q, k, v, o, gate, up, down] = linearSpecs(c, i) as [LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec];
         add(p + LAYER_TENSORS.inputNorm);
-        add(`${p}${LAYER_TENSORS.q}.weight`, permute ? c.numHeads : null);
+        linear(q.suffix, q.hasBias, permute ? numHeads : null);
         if (c.qkNorm) add(p + LAYER_TENSORS.qNorm);
-        add(`${p}${LAYER_TENSORS.k}.weight`, permute ? c.numKvHeads : null);
+        linear(k.suffix, k.hasBias, permute ? numKvHeads : null);
         if (c.qkNorm) add(p + LAYER_TENSORS.kNorm);
-        add(`${p}${LAYER_TENSORS.v}.weight`);
-        add(`${p}${LAYER_TENSORS.o}.weight`);
+        linear(v.suffix, v.hasBias);
+        linear(o.suffix, o.hasBias);
         add(p + LAYER_TENSORS.postNorm);
-        add(`${p}${LAYER_TENSORS.gate}.weight`);
-        add(`${p}${LAYER_TENSORS.up}.weight`);
-        add(`${p}${LAYER_TENSORS.down}.weight`);
+        linear(gate.suffix, gate.hasBias);
+        linear(up.suffix, up.hasBias);
+        linear(down.suffix, down.hasBias);
       }
       add(FINAL_NORM);
       // tied embeddings: llama.cpp uses token_embd when output.weight is absent
@@ -298,6 +357,72 @@ export function llamaGguf(ggufArch: string, permute: boolean, names = LLAMA_GGUF
 }
 
 // ---------------------------------------------------------------------------------------------
+// Structured pruning: KV groups and SwiGLU channels; the pruned model's config.json
+
+/** Per-layer lists of `raw` (layer_types, structured_pruning.*) cut to the layers kept. */
+function sliceLayerLists(raw: Record<string, unknown>, keep: readonly number[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...raw, num_hidden_layers: keep.length };
+  if (Array.isArray(raw.layer_types)) out.layer_types = keep.map((i) => (raw.layer_types as unknown[])[i]);
+  const sp = raw.structured_pruning as Record<string, unknown[]> | undefined;
+  if (sp) out.structured_pruning = Object.fromEntries(Object.entries(sp).map(([k, v]) => [k, Array.isArray(v) ? keep.map((i) => v[i]) : v]));
+  return out;
+}
+
+function llamaStructure(variant: LlamaVariant): StructureHooks<LlamaConfig> {
+  const file = "config.json (structured pruning)";
+  return {
+    units: (c, i) => {
+      const l = c.layers[i]!;
+      return standardUnits({
+        numHeads: l.numHeads,
+        numKvHeads: l.numKvHeads,
+        headDim: c.headDim,
+        hidden: c.hiddenSize,
+        intermediate: l.intermediateSize,
+        q: LAYER_TENSORS.q,
+        k: LAYER_TENSORS.k,
+        v: LAYER_TENSORS.v,
+        o: LAYER_TENSORS.o,
+        attnInput: "attn_out",
+        mlpProducers: [LAYER_TENSORS.gate, LAYER_TENSORS.up],
+        down: LAYER_TENSORS.down,
+        mlpInput: "mlp_act",
+      });
+    },
+    // Equal widths → Llama's own keys (a compensation bias needs attention_bias/mlp_bias, which
+    // also give q/k/v and gate/up a bias: those are zeros). Per-layer widths → the top-level widths
+    // stay and `structured_pruning` lists each layer's widths, kept units and consumer biases.
+    prune(c: LlamaConfig, layers: PrunedLayer[]): LlamaConfig {
+      const shapes = layers.map((p, i) => {
+        const l = c.layers[i]!;
+        const rep = l.numHeads / l.numKvHeads;
+        return { heads: p.kept.attention.length * rep, kv: p.kept.attention.length, ff: p.kept.mlp.length, bias: p.consumerBias };
+      });
+      const raw: Record<string, unknown> = { ...c.raw, num_hidden_layers: layers.length, head_dim: c.headDim };
+      delete raw.structured_pruning;
+      const s0 = shapes[0]!;
+      const uniform = shapes.every((s) => s.heads === s0.heads && s.kv === s0.kv && s.ff === s0.ff && s.bias === s0.bias);
+      if (uniform) {
+        Object.assign(raw, { num_attention_heads: s0.heads, num_key_value_heads: s0.kv, intermediate_size: s0.ff });
+        if (s0.bias) Object.assign(raw, { attention_bias: true, mlp_bias: true });
+      } else {
+        raw.structured_pruning = {
+          num_attention_heads: shapes.map((s) => s.heads),
+          num_key_value_heads: shapes.map((s) => s.kv),
+          intermediate_size: shapes.map((s) => s.ff),
+          kept_kv_groups: layers.map((p) => p.kept.attention),
+          kept_mlp_channels: layers.map((p) => p.kept.mlp),
+          o_proj_bias: shapes.map((s, i) => s.bias || c.layers[i]!.oBias),
+          down_proj_bias: shapes.map((s, i) => s.bias || c.layers[i]!.downBias),
+        };
+      }
+      return parseLlamaConfig(file, raw, variant);
+    },
+    keepLayers: (c, keep) => parseLlamaConfig(file, sliceLayerLists(c.raw, keep), variant),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // The adapter
 
 /** A Llama-shaped family: the variant decides config details, `ggufArch` llama.cpp's name. */
@@ -313,19 +438,20 @@ export function llamaFamily(name: string, variant: LlamaVariant, gguf: GgufFamil
     ],
     // tied embeddings: the head is the embedding table, unless the checkpoint stores lm_head anyway
     headWeight: (c, w) => (c.tieWordEmbeddings && !w.has(LM_HEAD) ? EMBED_TOKENS : LM_HEAD),
-    layerTensors: (c) => layerTensorShapes(c),
-    linears: (c) => linearSpecs(c),
-    captureWidths: (c) => ({ attn_in: c.hiddenSize, attn_out: c.numHeads * c.headDim, mlp_in: c.hiddenSize, mlp_act: c.intermediateSize }),
+    layerTensors: (c, i) => layerTensorShapes(c, i),
+    linears: (c, i) => linearSpecs(c, i),
+    captureWidths: (c, i) => ({ attn_in: c.hiddenSize, attn_out: c.layers[i]!.numHeads * c.headDim, mlp_in: c.hiddenSize, mlp_act: c.layers[i]!.intermediateSize }),
     trueSequentialGroups: () => TRUE_SEQUENTIAL_GROUPS.map((g) => [...g]),
-    layerKey: (c, i) => ({ D: c.hiddenSize, H: c.numHeads, KV: c.numKvHeads, hd: c.headDim, F: c.intermediateSize, eps: c.rmsNormEps, b: [c.qkvBias, c.oBias, c.mlpBias], qk: c.qkNorm, w: c.layerWindows[i] }),
+    layerKey: (c, i) => ({ D: c.hiddenSize, hd: c.headDim, eps: c.rmsNormEps, b: [c.qkvBias, c.mlpBias], l: c.layers[i], qk: c.qkNorm, w: c.layerWindows[i] }),
     rotary: (c) => ({ rope: { invFreq: inverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling) } }),
 
     embed: (_g, _ctx, w) => w.gather(EMBED_TOKENS, "tokens"),
 
     block(g, ctx, w, c, layer, x) {
-      const { numHeads: H, numKvHeads: KV, headDim: hd } = c;
+      const { numHeads: H, numKvHeads: KV } = c.layers[layer]!;
+      const hd = c.headDim;
       const L = (s: LinearSpec, h: string) => w.linear(h, s.suffix, s.hasBias);
-      const [q, k, v, o, gate, up, down] = linearSpecs(c) as [LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec];
+      const [q, k, v, o, gate, up, down] = linearSpecs(c, layer) as [LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec];
       const { cos, sin } = ctx.rope("rope");
       const h = rmsNorm(g, x, w.param(LAYER_TENSORS.inputNorm), c.rmsNormEps);
       ctx.capture("attn_in", h);
@@ -351,6 +477,8 @@ export function llamaFamily(name: string, variant: LlamaVariant, gguf: GgufFamil
       const head = c.tieWordEmbeddings && !w.has(LM_HEAD) ? EMBED_TOKENS : LM_HEAD;
       return w.linear(rmsNorm(g, x, w.param(FINAL_NORM), c.rmsNormEps), head.replace(/\.weight$/, ""), false);
     },
+
+    structure: llamaStructure(variant),
 
     gguf: gguf ?? undefined,
   };

@@ -1,0 +1,99 @@
+// A whole structured-pruning run, as `topiary prune --method flap|wanda-sp|obs-sp` performs it:
+// (drop the most redundant blocks) → choose units per layer → write a smaller dense model.
+import type { CalibrationInfo } from "../job.js";
+import { TOPIARY_VERSION } from "../job.js";
+import type { CalibrationBatch } from "../../data/calibration.js";
+import type { FloatDtype } from "../../formats/hf-folder.js";
+import { loadModel } from "../../models/load.js";
+import { blockSimilarity, layersToDrop, withoutLayers } from "./drop-layers.js";
+import { keptFraction, planStructured, type StructuredMethod } from "./plan.js";
+import type { LayerSelection } from "./select.js";
+import { unitsOf, type UnitGroup } from "./units.js";
+import { uniformWidths, writeStructured } from "./write.js";
+
+export const STRUCTURED_METHODS: readonly StructuredMethod[] = ["flap", "wanda-sp", "obs-sp"];
+
+export interface StructuredJob {
+  modelDir: string;
+  outDir: string;
+  overwrite?: boolean;
+  method: StructuredMethod;
+  ratio: number;
+  reconstruct?: boolean;
+  uniform?: boolean;
+  dropLayers?: number;
+  dampening?: number;
+  dtype?: FloatDtype;
+  calibration: { batch: CalibrationBatch; info: CalibrationInfo };
+  onLayer?: (phase: string, layer: number, layers: number) => void;
+}
+
+export interface StructuredSummary {
+  outDir: string;
+  keptFraction: number;
+  droppedLayers: number[];
+  widths: { kvGroups: number[]; mlpChannels: number[] };
+  uniform: boolean;
+  seconds: number;
+}
+
+/** Everything kept: the selection of a layer that is only renumbered, not pruned. */
+function keepAll(groups: UnitGroup[]): LayerSelection {
+  const kept = Object.fromEntries(groups.map((g) => [g.kind, Array.from({ length: g.count }, (_, u) => u)]));
+  return { kept: kept as LayerSelection["kept"], biases: new Map() };
+}
+
+export async function runStructured(job: StructuredJob): Promise<StructuredSummary> {
+  const t0 = performance.now();
+  if (!(job.ratio >= 0 && job.ratio < 1)) throw new Error(`--sparsity ${job.ratio} must be in [0, 1) for structured pruning`);
+  if (job.uniform && job.method === "wanda-sp") throw new Error("--uniform: wanda-sp already removes the same units from every layer");
+  const base = loadModel(job.modelDir);
+  try {
+    const calib = job.calibration.batch;
+    let dropped: number[] = [];
+    let similarity: number[] | null = null;
+    if (job.dropLayers) {
+      if (!Number.isInteger(job.dropLayers) || job.dropLayers < 0 || job.dropLayers >= base.numLayers) {
+        throw new Error(`--drop-layers ${job.dropLayers} must be an integer below the number of layers (${base.numLayers})`);
+      }
+      similarity = await blockSimilarity(base, calib);
+      dropped = layersToDrop(similarity, job.dropLayers);
+    }
+    const model = withoutLayers(base, dropped);
+    const selections =
+      job.ratio > 0
+        ? await planStructured(model, calib, {
+            method: job.method,
+            ratio: job.ratio,
+            reconstruct: job.reconstruct,
+            uniform: job.uniform,
+            dampening: job.dampening,
+            onLayer: (i, n) => job.onLayer?.(job.method, i, n),
+          })
+        : Array.from({ length: model.numLayers }, (_, i) => keepAll(unitsOf(model, i)));
+    const kept = keptFraction(model, selections) * (model.numLayers / base.numLayers);
+    const widths = { kvGroups: selections.map((s) => s.kept.attention.length), mlpChannels: selections.map((s) => s.kept.mlp.length) };
+    const uniform = uniformWidths(selections);
+    const record = {
+      topiary: TOPIARY_VERSION,
+      created: new Date().toISOString(),
+      source: job.modelDir,
+      structured: {
+        method: job.method,
+        ratio: job.ratio,
+        reconstruct: job.method === "obs-sp" || Boolean(job.reconstruct),
+        uniform,
+        droppedLayers: dropped,
+        blockSimilarity: similarity,
+        keptFraction: kept,
+        widths,
+      },
+      calibration: job.calibration.info,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    await writeStructured(model, selections, { outDir: job.outDir, overwrite: job.overwrite, dtype: job.dtype, record });
+    return { outDir: job.outDir, keptFraction: kept, droppedLayers: dropped, widths, uniform, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    base.close();
+  }
+}

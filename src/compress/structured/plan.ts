@@ -1,0 +1,278 @@
+// The calibration passes of structured pruning: walk the decoder layers in order, feed each the
+// calibration activations, record its consumers' input statistics one sample at a time (FLAP's
+// batch-of-one accumulation), and choose the units to keep.
+//   flap:     statistics of the DENSE model (FLAP scores every layer before pruning any), then
+//             one global threshold over all layers (AL-AM), with bias compensation;
+//   wanda-sp: layer i is scored on the outputs of the already-pruned layers 0..i−1 and pruned
+//             before layer i+1 is scored (FLAP's prune_wanda_sp), the same ratio in every layer;
+//   obs-sp:   layer by layer like wanda-sp, units removed greedily by their OBS loss (loss per
+//             weight removed, attention and MLP units competing for the layer's budget), the
+//             survivors refitted after every removal (obs.ts);
+//   reconstruct (flap, wanda-sp): after choosing, refit the consumers' kept columns and bias by
+//             least squares on the inputs of the already-pruned predecessors.
+// Memory: one layer's weights and two buffers of calibration activations, as the compression
+// pipeline; FLAP also keeps every layer's o_proj/down_proj for its global step.
+import type { CalibrationBatch } from "../../data/calibration.js";
+import type { CaptureName, CausalLM, LayerWeights } from "../../models/model.js";
+import { GramAccumulator } from "../../runtime/kernels.js";
+import { keptWeights, layerWeightsAfter } from "./apply.js";
+import { withConsumerBiases } from "./biased-model.js";
+import { StructuredObs } from "./obs.js";
+import { flapSelect, wandaSpRemoved, wandaSpSelect, type LayerInputs, type LayerSelection } from "./select.js";
+import { FluctuationStats, SquaredNormStats } from "./stats.js";
+import { unitsOf, type KeptUnits, type UnitGroup, type UnitKind } from "./units.js";
+
+export type StructuredMethod = "flap" | "wanda-sp" | "obs-sp";
+
+export interface StructuredOptions {
+  method: StructuredMethod;
+  /** fraction of decoder-linear weights removed, in [0, 1) */
+  ratio: number;
+  /** refit the consumers by least squares after choosing (always on for obs-sp) */
+  reconstruct?: boolean;
+  /** flap, obs-sp: remove floor(r·count) units of every group in every layer (equal widths, as wanda-sp) */
+  uniform?: boolean;
+  /** λ of H + λ·mean(diag H)·I for the least-squares refit (default 0.01) */
+  dampening?: number;
+  onLayer?: (layer: number, layers: number) => void;
+}
+
+/** Calibration tokens per layer run: a few thousand keeps the GEMMs efficient. */
+const TOKENS_PER_RUN = 8192;
+
+interface SampleSink {
+  addSample(X: Float32Array): void;
+}
+
+/** XᵀX of the inputs augmented by a constant 1 (for the bias), as a running mean. */
+class AugmentedGram {
+  private readonly acc: GramAccumulator;
+  private n = 0;
+  constructor(readonly width: number) {
+    this.acc = new GramAccumulator(width + 1);
+  }
+  async add(X: Float32Array): Promise<void> {
+    const d = this.width;
+    const t = X.length / d;
+    const aug = new Float32Array(t * (d + 1));
+    for (let r = 0; r < t; r++) {
+      aug.set(X.subarray(r * d, (r + 1) * d), r * (d + 1));
+      aug[r * (d + 1) + d] = 1;
+    }
+    await this.acc.add(aug, this.n / (this.n + t), 1 / (this.n + t));
+    this.n += t;
+  }
+  matrix(): Float32Array {
+    return this.acc.matrix();
+  }
+}
+
+interface Captured {
+  samples?: Map<CaptureName, SampleSink[]>;
+  grams?: Map<CaptureName, AugmentedGram[]>;
+}
+
+/**
+ * Runs the calibration batch through layer i with `weights`, handing each sample's captured
+ * consumer inputs to the sinks; returns the layer's outputs when `outputs` is set.
+ */
+async function runLayer(
+  model: CausalLM,
+  i: number,
+  inputs: Float32Array,
+  calib: CalibrationBatch,
+  weights: LayerWeights,
+  sinks: Captured,
+  outputs: boolean,
+): Promise<Float32Array | null> {
+  const { nsamples, seqlen: T } = calib;
+  const D = model.config.hiddenSize;
+  const perRun = Math.max(1, Math.floor(TOKENS_PER_RUN / T));
+  const out = outputs ? new Float32Array(nsamples * T * D) : null;
+  const capture = [...new Set([...(sinks.samples?.keys() ?? []), ...(sinks.grams?.keys() ?? [])])];
+  for (let s0 = 0; s0 < nsamples; s0 += perRun) {
+    const B = Math.min(perRun, nsamples - s0);
+    const r = await model.runLayer(i, inputs.subarray(s0 * T * D, (s0 + B) * T * D), B, T, { weights, capture });
+    for (const [name, list] of sinks.samples ?? []) {
+      const X = r.captures[name]!;
+      const width = X.length / (B * T);
+      for (let b = 0; b < B; b++) for (const s of list) s.addSample(X.subarray(b * T * width, (b + 1) * T * width));
+    }
+    for (const [name, list] of sinks.grams ?? []) for (const g of list) await g.add(r.captures[name]!);
+    out?.set(r.hidden, s0 * T * D);
+  }
+  return out;
+}
+
+/** Shapes of layer i's tensors by suffix. */
+export function shapeOf(model: CausalLM, i: number): (suffix: string) => readonly number[] {
+  const p = model.family.layerPrefix(i);
+  return (suffix) => model.weights.shape(p + suffix);
+}
+
+function consumerMatrix(model: CausalLM, i: number, g: UnitGroup, weights: LayerWeights) {
+  const [rows, cols] = shapeOf(model, i)(`${g.consumer}.weight`) as [number, number];
+  return { W: weights.get(`${g.consumer}.weight`)!, rows, cols };
+}
+
+function statsFor<S extends SampleSink>(model: CausalLM, i: number, groups: UnitGroup[], weights: LayerWeights, make: (width: number) => S) {
+  const consumers = new Map<string, { W: Float32Array; rows: number; cols: number }>();
+  const stats = new Map<string, S>();
+  const byCapture = new Map<CaptureName, SampleSink[]>();
+  for (const g of groups) {
+    const m = consumerMatrix(model, i, g, weights);
+    consumers.set(g.consumer, m);
+    const s = make(m.cols);
+    stats.set(g.consumer, s);
+    byCapture.set(g.consumerInput, [...(byCapture.get(g.consumerInput) ?? []), s]);
+  }
+  return { inputs: { groups, consumers, stats } as LayerInputs<S>, byCapture };
+}
+
+function gramsFor(model: CausalLM, i: number, groups: UnitGroup[]) {
+  const grams = new Map<string, AugmentedGram>();
+  const byCapture = new Map<CaptureName, AugmentedGram[]>();
+  for (const g of groups) {
+    const cols = shapeOf(model, i)(`${g.consumer}.weight`)[1]!;
+    const acc = new AugmentedGram(cols);
+    grams.set(g.consumer, acc);
+    byCapture.set(g.consumerInput, [...(byCapture.get(g.consumerInput) ?? []), acc]);
+  }
+  return { grams, byCapture };
+}
+
+/** FLAP's scoring pass: statistics of the dense model, every layer. */
+async function flapSelection(model: CausalLM, calib: CalibrationBatch, opts: StructuredOptions): Promise<LayerSelection[]> {
+  const L = model.numLayers;
+  let hidden = await model.embed(calib.ids);
+  const layers: LayerInputs<FluctuationStats>[] = [];
+  for (let i = 0; i < L; i++) {
+    const weights = model.layerWeights(i);
+    const { inputs, byCapture } = statsFor(model, i, unitsOf(model, i), weights, (w) => new FluctuationStats(w));
+    hidden = (await runLayer(model, i, hidden, calib, weights, { samples: byCapture }, i + 1 < L)) ?? hidden;
+    layers.push(inputs);
+    model.forgetLayer(i);
+    if (!opts.reconstruct) opts.onLayer?.(i + 1, L);
+  }
+  return flapSelect(layers, opts.ratio, Boolean(opts.uniform));
+}
+
+/** Removes the units `kept` leaves out of each consumer (jointly) and refits the rest. */
+async function refit(obs: Map<string, StructuredObs>, groups: UnitGroup[], kept: KeptUnits): Promise<void> {
+  for (const g of groups) {
+    const keep = new Set(kept[g.kind]);
+    const R: number[] = [];
+    for (let u = 0; u < g.count; u++) if (!keep.has(u)) R.push(...g.columns(u));
+    if (R.length > 0) await obs.get(g.consumer)!.remove(R);
+  }
+}
+
+/**
+ * obs-sp's choice in one layer: repeatedly remove the unit whose OBS loss per weight removed is
+ * smallest (attention and MLP units compete), until `budget` weights are gone, or — `uniform` —
+ * until each group has lost floor(r·count) units. Single-column units (MLP channels) go in small
+ * batches of the cheapest (≤ 1/64 of the group per step) to bound the number of refits.
+ */
+async function greedyObs(obs: Map<string, StructuredObs>, groups: UnitGroup[], ratio: number, uniform: boolean): Promise<KeptUnits> {
+  const alive = new Map<UnitKind, Set<number>>(groups.map((g) => [g.kind, new Set(Array.from({ length: g.count }, (_, u) => u))]));
+  const quota = new Map<UnitKind, number>(groups.map((g) => [g.kind, wandaSpRemoved(ratio, g.count)]));
+  const total = groups.reduce((s, g) => s + g.count * g.weightsPerUnit, 0);
+  const budget = ratio * total;
+  let removed = 0;
+  for (;;) {
+    let best: { g: UnitGroup; scores: [number, number][] } | null = null;
+    let bestScore = Infinity;
+    for (const g of groups) {
+      const live = alive.get(g.kind)!;
+      if (live.size <= 1) continue; // at least one unit of each kind stays
+      if (uniform && quota.get(g.kind)! <= 0) continue;
+      if (!uniform && removed + g.weightsPerUnit > budget + g.weightsPerUnit / 2) continue;
+      const o = obs.get(g.consumer)!;
+      const scores: [number, number][] = [...live].map((u) => [u, o.loss(g.columns(u)) / g.weightsPerUnit]);
+      scores.sort((a, b) => a[1] - b[1]);
+      if (scores[0]![1] < bestScore) {
+        bestScore = scores[0]![1];
+        best = { g, scores };
+      }
+    }
+    if (!best) break;
+    const { g, scores } = best;
+    const live = alive.get(g.kind)!;
+    let take = g.columns(0).length === 1 ? Math.max(1, Math.floor(g.count / 64)) : 1;
+    take = Math.min(take, live.size - 1);
+    if (uniform) take = Math.min(take, quota.get(g.kind)!);
+    else take = Math.max(1, Math.min(take, Math.floor((budget - removed) / g.weightsPerUnit)));
+    const units = scores.slice(0, take).map(([u]) => u);
+    await obs.get(g.consumer)!.remove(units.flatMap((u) => g.columns(u)));
+    for (const u of units) live.delete(u);
+    quota.set(g.kind, quota.get(g.kind)! - units.length);
+    removed += units.length * g.weightsPerUnit;
+  }
+  return Object.fromEntries([...alive].map(([k, s]) => [k, [...s].sort((a, b) => a - b)])) as KeptUnits;
+}
+
+/** Chooses the units every layer keeps, with their consumers' biases (and refitted weights). */
+export async function planStructured(model: CausalLM, calib: CalibrationBatch, opts: StructuredOptions): Promise<LayerSelection[]> {
+  if (!(opts.ratio >= 0 && opts.ratio < 1)) throw new Error(`structured pruning ratio ${opts.ratio} must be in [0, 1)`);
+  const L = model.numLayers;
+  const reconstruct = opts.method === "obs-sp" || Boolean(opts.reconstruct);
+  const flap = opts.method === "flap" ? await flapSelection(model, calib, opts) : null;
+  if (flap && !reconstruct) return flap;
+
+  // the sequential pass: layer i sees the outputs of the already-pruned layers before it
+  const run = reconstruct ? withConsumerBiases(model) : model;
+  const selections: LayerSelection[] = [];
+  let hidden = await model.embed(calib.ids);
+  for (let i = 0; i < L; i++) {
+    const groups = unitsOf(model, i);
+    const weights = run.layerWeights(i);
+    const sinks: Captured = {};
+    const norms = opts.method === "wanda-sp" ? statsFor(model, i, groups, weights, (w) => new SquaredNormStats(w)) : null;
+    if (norms) sinks.samples = norms.byCapture;
+    const grams = reconstruct ? gramsFor(model, i, groups) : null;
+    if (grams) sinks.grams = grams.byCapture;
+    await runLayer(run, i, hidden, calib, weights, sinks, false);
+
+    let sel: LayerSelection;
+    if (!reconstruct) {
+      sel = wandaSpSelect(norms!.inputs, opts.ratio);
+    } else {
+      const obs = new Map<string, StructuredObs>();
+      for (const g of groups) {
+        const { W, rows, cols } = consumerMatrix(model, i, g, weights);
+        obs.set(g.consumer, await StructuredObs.create(W, weights.get(`${g.consumer}.bias`) ?? null, rows, cols, grams!.grams.get(g.consumer)!.matrix(), opts.dampening ?? 0.01));
+      }
+      let kept: KeptUnits;
+      if (flap) kept = flap[i]!.kept;
+      else if (norms) kept = wandaSpSelect(norms.inputs, opts.ratio).kept;
+      else kept = await greedyObs(obs, groups, opts.ratio, Boolean(opts.uniform));
+      if (flap || norms) await refit(obs, groups, kept);
+      const biases = new Map<string, Float32Array>();
+      const consumers = new Map<string, Float32Array>();
+      for (const g of groups) {
+        const { W, bias } = obs.get(g.consumer)!.result();
+        const own = weights.get(`${g.consumer}.bias`);
+        consumers.set(g.consumer, W);
+        biases.set(g.consumer, own ? bias.map((b, r) => b - own[r]!) : bias);
+      }
+      sel = { kept, biases, consumers };
+    }
+    selections.push(sel);
+    if (i + 1 < L) hidden = (await runLayer(run, i, hidden, calib, layerWeightsAfter(weights, groups, sel, shapeOf(model, i)), {}, true))!;
+    run.forgetLayer(i);
+    opts.onLayer?.(i + 1, L);
+  }
+  return selections;
+}
+
+/** Fraction of decoder-linear weights a plan keeps. */
+export function keptFraction(model: CausalLM, selections: LayerSelection[]): number {
+  let kept = 0;
+  let total = 0;
+  selections.forEach((sel, i) => {
+    const groups = unitsOf(model, i);
+    kept += keptWeights(groups, sel);
+    total += groups.reduce((s, g) => s + g.count * g.weightsPerUnit, 0);
+  });
+  return kept / total;
+}

@@ -1,0 +1,50 @@
+// `topiary prune --method flap|wanda-sp|obs-sp` end to end: a smaller folder that `topiary eval`
+// reads, per-layer widths recorded, drop-layers, and every bad input as one line.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { DATA, STORIES, tempDir } from "../helpers.js";
+import { oneLineError, topiary } from "./run-cli.js";
+
+const CALIB = path.join(DATA, "tinystories", "calib.txt");
+const TEST_TEXT = path.join(DATA, "tinystories", "test.txt");
+const SMALL = ["--calib", CALIB, "--nsamples", "8", "--calib-seqlen", "256", "--calib-sampling", "first"];
+
+describe("topiary prune (structured)", () => {
+  it("obs-sp --uniform 0.3 with one dropped block: fewer, narrower layers, and topiary eval reads it", async () => {
+    const out = path.join(tempDir(), "obs-sp");
+    const r = await topiary(["prune", STORIES, "--method", "obs-sp", "--sparsity", "0.3", "--uniform", "--drop-layers", "1", ...SMALL, "--out", out, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout);
+    assert.equal(summary.droppedLayers.length, 1);
+    const config = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8"));
+    assert.equal(config.num_hidden_layers, 4);
+    const rec = JSON.parse(fs.readFileSync(path.join(out, "topiary.json"), "utf8"));
+    assert.equal(rec.structured.method, "obs-sp");
+    assert.equal(rec.structured.blockSimilarity.length, 5);
+    assert.equal(config.intermediate_size, 121);
+    assert.equal(config.num_key_value_heads, 3);
+    const e = await topiary(["eval", out, "--data", TEST_TEXT, "--seqlen", "512", "--limit-windows", "8", "--json"]);
+    assert.equal(e.code, 0, e.stderr);
+    assert.ok(JSON.parse(e.stdout).perplexity > 1);
+  });
+
+  it("bad input is one line each, and nothing is written", async () => {
+    const out = path.join(tempDir(), "never");
+    const cases: [string[], RegExp][] = [
+      [["--method", "flap", "--sparsity", "1.2", ...SMALL], /--sparsity 1.2 must be in \[0, 1\)/],
+      [["--method", "flap", "--sparsity", "0.95", ...SMALL], /would remove every (attention|mlp) unit of layer \d/],
+      [["--method", "flap", "--drop-layers", "5", ...SMALL], /--drop-layers 5 must be an integer below the number of layers \(5\)/],
+      [["--method", "wanda-sp", "--uniform", ...SMALL], /wanda-sp already removes the same units/],
+      [["--method", "flap", "--targets", "mlp", ...SMALL], /--targets is not supported with structured pruning/],
+      [["--method", "obs-sp"], /needs calibration text \(--calib\)/],
+      [["--method", "sparsegpt", "--drop-layers", "1", ...SMALL], /--drop-layers is for structured methods/],
+    ];
+    for (const [args, re] of cases) {
+      const line = oneLineError(await topiary(["prune", STORIES, ...args, "--out", out]));
+      assert.match(line, re);
+      assert.ok(!fs.existsSync(out), `${args.join(" ")} wrote ${out}`);
+    }
+  });
+});
