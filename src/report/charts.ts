@@ -86,25 +86,33 @@ function linearLabel(layer: number, kind: string): string {
 
 /** Per-linear sparsity of every run, and per-linear bits of the runs that quantize. */
 function allocationPlot(r: SweepResults): Plot {
+  // one x position per linear, in the order results.json lists them (the model's), shared by all runs
+  const position = new Map<string, number>();
+  for (const x of r.runs) for (const a of x.allocation) if (!position.has(a.name)) position.set(a.name, position.size);
   const rows = r.runs.flatMap((x) =>
-    x.allocation
-      .slice()
-      .sort((a, b) => a.layer - b.layer)
-      .map((a, i) => ({ run: x.id, index: i, linear: linearLabel(a.layer, a.kind), sparsity: a.sparsity, bits: a.bits })),
+    x.allocation.map((a) => ({ run: x.id, index: position.get(a.name)!, linear: linearLabel(a.layer, a.kind), sparsity: a.sparsity, bits: a.bits })),
   );
   const quantizedRuns = new Set(r.runs.filter((x) => x.allocation.some((a) => a.bits !== null)).map((x) => x.id));
-  const xEnc = { field: "linear", type: "ordinal", sort: { field: "index" }, title: "linear (layer, kind), in model order", axis: { labelAngle: -60, labelFontSize: 9, labelOverlap: true } };
+  // every linear's label while they fit; past that, only each layer's first linear, as "layer N"
+  const perRun = position.size;
+  const ordered = [...new Set(rows.slice().sort((a, b) => a.index - b.index).map((x) => x.linear))];
+  const firsts = ordered.filter((l, i) => i === 0 || ordered[i - 1]!.split(" ")[0] !== l.split(" ")[0]);
+  const axis =
+    perRun <= 64
+      ? { labelAngle: -90, labelFontSize: 9, labelOverlap: false }
+      : { labelAngle: -90, labelFontSize: 9, labelOverlap: false, labelExpr: `indexof(${JSON.stringify(firsts)}, datum.label) >= 0 ? 'layer ' + split(datum.label, ' ')[0] : ''` };
+  const xEnc = { field: "linear", type: "ordinal", sort: { field: "index" }, title: "linear (layer, kind), in model order", axis };
   const series = {
     color: { field: "run", type: "nominal", title: "run", legend: { orient: "right" } },
     strokeDash: { field: "run", type: "nominal", title: "run", legend: { orient: "right" } },
   };
-  const width = Math.max(420, Math.min(1100, 16 * (rows.length / Math.max(1, r.runs.length))));
+  const width = Math.max(420, Math.min(1100, 16 * perRun));
   const panels: object[] = [
     {
       name: "runs_sparsity",
       width,
       height: 200,
-      mark: { type: "line", strokeWidth: 2, opacity: 0.85 },
+      mark: { type: "line", strokeWidth: 2, opacity: 0.85, interpolate: "step" },
       encoding: { x: { ...xEnc, axis: { ...xEnc.axis, title: null, labels: quantizedRuns.size === 0 } }, y: { field: "sparsity", type: "quantitative", title: "sparsity", axis: { format: "%" }, scale: { domain: [0, 1] } }, ...series },
     },
   ];
@@ -115,7 +123,7 @@ function allocationPlot(r: SweepResults): Plot {
       width,
       height: 160,
       data: { values: bitsRows },
-      mark: { type: "line", strokeWidth: 2, opacity: 0.85, invalid: "break-paths-show-domains" },
+      mark: { type: "line", strokeWidth: 2, opacity: 0.85, interpolate: "step", invalid: "break-paths-show-domains" },
       encoding: { x: xEnc, y: { field: "bits", type: "quantitative", title: "weight bits", scale: { domain: [0, 8] }, axis: { values: [2, 3, 4, 8] } }, ...series },
     });
   }

@@ -63,7 +63,7 @@ interface RunState {
 }
 
 const DECODE_PROMPT_TOKENS = 8;
-/** decode speed is the best of this many rounds (a neighbour on a shared CPU only slows a round down) */
+/** decode speed is the best of this many rounds after a warm-up one (a neighbour on a shared CPU only slows a round down) */
 const DECODE_ROUNDS = 3;
 
 export async function runSweep(job: SweepJob): Promise<SweepResults> {
@@ -100,6 +100,12 @@ export async function runSweep(job: SweepJob): Promise<SweepResults> {
       tokensPerSecond: decodeKey ? originalState.tokensPerSecond! : null,
     };
 
+    // topiary.json lists linears in the order the stages compressed them; the report wants the model's
+    const modelOrder = new Map(
+      Array.from({ length: original.numLayers }, (_, i) => original.linears(i).map((l) => l.name))
+        .flat()
+        .map((name, i) => [name, i]),
+    );
     const runs: Omit<RunResult, "pareto">[] = [];
     for (const [k, setting] of job.settings.entries()) {
       const tag = `[${k + 1}/${job.settings.length}] ${setting.id}`;
@@ -166,7 +172,7 @@ export async function runSweep(job: SweepJob): Promise<SweepResults> {
         tokensPerSecond: decodeKey ? state.tokensPerSecond! : null,
         zeros: record.totals.sparsity,
         seconds: state.seconds,
-        allocation: readAllocation(modelDir),
+        allocation: readAllocation(modelDir).sort((a, b) => (modelOrder.get(a.name) ?? Infinity) - (modelOrder.get(b.name) ?? Infinity)),
       });
       const m = state.metrics!;
       log(`${tag}: perplexity ${m.perplexity.toPrecision(5)}, KL ${m.klMean.toPrecision(3)}, top-1 ${(100 * m.top1Agree).toFixed(1)} %, ${bytes.toLocaleString("en-US")} bytes`);
@@ -220,11 +226,10 @@ class Measure {
       const decoder = await OnnxDecoder.open(dir);
       try {
         const prompt = this.ids().subarray(0, DECODE_PROMPT_TOKENS);
+        const opts = { maxNewTokens: this.decodeTokens, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] };
+        await decode(decoder, prompt, opts); // warm-up: the session's first runs allocate and plan
         let best = 0;
-        for (let r = 0; r < DECODE_ROUNDS; r++) {
-          const d = await decode(decoder, prompt, { maxNewTokens: this.decodeTokens, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] });
-          best = Math.max(best, d.tokensPerSecond);
-        }
+        for (let r = 0; r < DECODE_ROUNDS; r++) best = Math.max(best, (await decode(decoder, prompt, opts)).tokensPerSecond);
         return best;
       } finally {
         await decoder.close();
