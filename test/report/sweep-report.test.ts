@@ -263,3 +263,19 @@ function sensitivityDb(r: SweepResults): string {
   fs.writeFileSync(file, JSON.stringify(db));
   return file;
 }
+
+test("sweep and report: bad input is one line", needsShared, async () => {
+  const dir = tempDir();
+  const evalFile = path.join(DATA, "tinystories", "test.txt");
+  const base = ["sweep", STORIES, "--eval", evalFile, "--out", path.join(dir, "s")];
+  assert.match(oneLineError(await topiary([...base, "--grid", "gptq:5"])), /^topiary: --grid entry "gptq:5" \(gptq\): bits must be one of 2, 3, 4, 8/);
+  assert.match(oneLineError(await topiary([...base, "--grid", "gptq:4", "--recipes", "x.yaml"])), /give either --recipes or --grid/);
+  assert.match(oneLineError(await topiary([...base, "--grid", "gptq:4"])), /--calib is needed: gptq-4bit uses calibration data/);
+  fs.writeFileSync(path.join(dir, "db.json"), JSON.stringify({ settings: [{ id: "a", method: "gptq" }], linears: [{ name: "l", layer: 0, shape: [2, 2], relLoss: { b: 1 } }] }));
+  assert.match(
+    oneLineError(await topiary([...base, "--grid", "magnitude:0.5", "--sensitivity", path.join(dir, "db.json")])),
+    /db\.json: linear "l": relLoss names setting "b", which "settings" does not list$/,
+  );
+  assert.equal(oneLineError(await topiary(["report", dir])), `topiary: ${path.join(dir, "results.json")}: missing (expected a folder written by \`topiary sweep\`)`);
+  assert.equal(fs.existsSync(path.join(dir, "s")), false);
+});
