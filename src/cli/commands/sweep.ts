@@ -6,7 +6,6 @@ import type { Command } from "commander";
 import { sha256File } from "../../compress/job.js";
 import { DATASETS, type DatasetKind } from "../../data/text.js";
 import { loadModel } from "../../models/load.js";
-import { writeReport } from "../../report/page.js";
 import { readSensitivityDb } from "../../report/sensitivity-db.js";
 import { resultsCsv, readResults, writeTextAtomic, type SweepResults } from "../../sweep/results.js";
 import { runSweep } from "../../sweep/run-sweep.js";
@@ -87,7 +86,7 @@ export function registerSweep(program: Command): void {
     });
     writeTextAtomic(path.join(out, "results.json"), JSON.stringify(results, null, 2) + "\n");
     writeTextAtomic(path.join(out, "results.csv"), resultsCsv(results));
-    const page = await writeReport(out, results, db);
+    const page = await (await reportWriter())(out, results, db);
     printSummary(results);
     console.log(`wrote ${path.join(out, "results.json")}, results.csv and ${page}`);
   });
@@ -101,9 +100,14 @@ export function registerSweep(program: Command): void {
       const results = readResults(path.join(dir, "results.json"));
       const dbFile = o.sensitivity ?? (results.sensitivity ? path.resolve(dir, results.sensitivity) : null);
       const db = dbFile ? { data: readSensitivityDb(dbFile), file: path.resolve(dbFile) } : null;
-      const page = await writeReport(dir, { ...results, sensitivity: db ? path.relative(path.resolve(dir), db.file) : null }, db);
+      const page = await (await reportWriter())(dir, { ...results, sensitivity: db ? path.relative(path.resolve(dir), db.file) : null }, db);
       console.log(`wrote ${page}`);
     });
+}
+
+/** The page writer, loaded only when needed: Vega takes a noticeable time to import, and every CLI command would pay it. */
+async function reportWriter() {
+  return (await import("../../report/page.js")).writeReport;
 }
 
 function printSummary(r: SweepResults): void {
