@@ -82,7 +82,9 @@ export async function runSweep(job: SweepJob): Promise<SweepResults> {
 
     // the original, measured like every run (its KL is 0 and its agreement 1 by definition)
     const originalFile = path.join(out, "original.json");
-    const originalState: RunState = readState(originalFile) ?? { modelKey: digest({ source: path.resolve(job.modelDir) }), seconds: null };
+    const originalKey = digest({ source: path.resolve(job.modelDir) });
+    const stored = readState(originalFile);
+    const originalState: RunState = stored?.modelKey === originalKey ? stored : { modelKey: originalKey, seconds: null };
     if (originalState.evalKey !== evalKey || !originalState.metrics) {
       log("original: evaluating");
       const p = await measure.perplexity(original);
