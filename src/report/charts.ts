@@ -17,6 +17,7 @@ export interface Plot {
 }
 
 const WIDTH = 620;
+const HEIGHT = 360;
 const FRONT = "on the Pareto front";
 const DOMINATED = "dominated";
 
@@ -36,10 +37,12 @@ function scatter(
   r: SweepResults,
   o: { id: string; title: string; caption: string; field: "perplexity" | "klMean" | "tokensPerSecond"; axisTitle: string; originalValue: number | null; pareto: boolean },
 ): Plot {
-  const rows = r.runs.map((x) => ({ id: x.id, methods: methodsOf(x), bytes: x.bytes, value: x[o.field], status: x.pareto ? FRONT : DOMINATED }));
-  const values = rows.map((x) => x.value as number).concat(o.originalValue !== null && o.originalValue > 0 ? [o.originalValue] : []);
+  const points = r.runs.map((x) => ({ id: x.id, methods: methodsOf(x), bytes: x.bytes, value: x[o.field] as number, status: x.pareto ? FRONT : DOMINATED }));
+  const values = points.map((x) => x.value).concat(o.originalValue !== null && o.originalValue > 0 ? [o.originalValue] : []);
+  const scale = scaleFor(values);
+  const rows = points.map((p, i) => ({ ...p, below: labelBelow(points, i, scale.type) }));
   const x = bytesAxis;
-  const y = { field: "value", type: "quantitative", title: o.axisTitle, scale: scaleFor(values) } as const;
+  const y = { field: "value", type: "quantitative", title: o.axisTitle, scale } as const;
   const layers: object[] = [];
   if (o.originalValue !== null) {
     layers.push({
@@ -66,16 +69,37 @@ function scatter(
   layers.push({
     name: "labels",
     data: { values: rows },
-    mark: { type: "text", align: "left", dx: 7, dy: -7, fontSize: 11 },
+    // per point (Vega evaluates the expression per datum): below the point when above would collide
+    mark: { type: "text", align: "left", dx: 7, dy: { expr: "datum.below ? 12 : -7" }, fontSize: 11 },
     encoding: { x, y, text: { field: "id" } },
   });
   return {
     id: o.id,
     title: o.title,
     caption: o.caption,
-    spec: { width: WIDTH, height: 360, layer: layers, resolve: { scale: { color: "independent" } } } as unknown as TopLevelSpec,
+    spec: { width: WIDTH, height: HEIGHT, layer: layers, resolve: { scale: { color: "independent" } } } as unknown as TopLevelSpec,
     expectedMarks: { runs: rows.length, labels: rows.length },
   };
+}
+
+/**
+ * Whether point i's label should go below it: when an earlier point's label, placed above, would
+ * overlap. Positions are estimated in plot pixels (width × height of the scatter, a label ~7 px per
+ * character and 13 px tall); good enough to separate near-identical runs.
+ */
+function labelBelow(points: { id: string; bytes: number; value: number }[], i: number, yScale: "log" | "linear"): boolean {
+  const xs = points.map((p) => p.bytes);
+  const ys = points.map((p) => (yScale === "log" ? Math.log(p.value) : p.value));
+  const span = (v: number[]) => Math.max(...v) - Math.min(...v) || 1;
+  const px = (k: number) => ((xs[k]! - Math.min(...xs)) / span(xs)) * WIDTH;
+  const py = (k: number) => ((ys[k]! - Math.min(...ys)) / span(ys)) * HEIGHT;
+  const placedAbove: number[] = [];
+  for (let k = 0; k <= i; k++) {
+    const clash = placedAbove.some((j) => Math.abs(px(j) - px(k)) < 7 * Math.max(points[j]!.id.length, points[k]!.id.length) && Math.abs(py(j) - py(k)) < 13);
+    if (k === i) return clash;
+    if (!clash) placedAbove.push(k);
+  }
+  return false;
 }
 
 /** "model.layers.3.mlp.down_proj" at index i → "3 mlp.down" */

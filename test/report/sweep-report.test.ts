@@ -268,7 +268,7 @@ test("sweep and report: bad input is one line", needsShared, async () => {
   const dir = tempDir();
   const evalFile = path.join(DATA, "tinystories", "test.txt");
   const base = ["sweep", STORIES, "--eval", evalFile, "--out", path.join(dir, "s")];
-  assert.match(oneLineError(await topiary([...base, "--grid", "gptq:5"])), /^topiary: --grid entry "gptq:5" \(gptq\): bits must be one of 2, 3, 4, 8/);
+  assert.match(oneLineError(await topiary([...base, "--grid", "gptq:5"])), /^topiary: --grid entry "gptq:5" \(gptq\): field "bits": bits must be one of 2, 3, 4, 8$/);
   assert.match(oneLineError(await topiary([...base, "--grid", "gptq:4", "--recipes", "x.yaml"])), /give either --recipes or --grid/);
   assert.match(oneLineError(await topiary([...base, "--grid", "gptq:4"])), /--calib is needed: gptq-4bit uses calibration data/);
   fs.writeFileSync(path.join(dir, "db.json"), JSON.stringify({ settings: [{ id: "a", method: "gptq" }], linears: [{ name: "l", layer: 0, shape: [2, 2], relLoss: { b: 1 } }] }));
