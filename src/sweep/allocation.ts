@@ -1,6 +1,6 @@
 // Per-linear allocation of a compressed model folder: the sparsity and the weight bits each linear
 // got, read from its topiary.json. Sparsity is measured there (`linears.<name>.sparsity`), and
-// counts for linears that a stage prunes. Bits and
+// counts for linears that a stage prunes (all of them when the recipe cannot be read). Bits and
 // group size are recorded per linear by plans that mix them (`linears.<name>.bits`/`groupSize`);
 // otherwise they follow from the recipe: the last stage with `bits` whose targets match the linear,
 // with the same matching the pipeline uses (compress/registry.ts stageTargets).
@@ -73,17 +73,20 @@ export function readAllocation(modelDir: string): LinearAllocation[] {
   }
   const parsed = topiaryJson.safeParse(raw);
   if (!parsed.success) throw new FormatError(file, `not a topiary.json (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message})`);
-  const stages = parsed.data.recipe.map((r, i) => {
-    try {
-      return buildStage(r, `recipe stage ${i + 1}`);
-    } catch (e) {
-      throw new FormatError(file, (e as Error).message);
-    }
-  });
-  return Object.entries(parsed.data.linears).map(([name, r]) => {
+  // a plan that records bits per linear needs no recipe to read them; anything else does
+  let stages: Stage[] = [];
+  let recipeError: string | null = null;
+  try {
+    stages = parsed.data.recipe.map((r, i) => buildStage(r, `recipe stage ${i + 1}`));
+  } catch (e) {
+    recipeError = (e as Error).message;
+  }
+  const linears = Object.entries(parsed.data.linears);
+  if (recipeError !== null && linears.some(([, r]) => r.bits === undefined)) throw new FormatError(file, recipeError);
+  return linears.map(([name, r]) => {
     const fromRecipe = recipeBits(stages, name);
     const bits = r.bits ?? fromRecipe?.bits ?? null;
     const groupSize = bits === null ? null : (r.groupSize ?? r.group_size ?? fromRecipe?.groupSize ?? -1);
-    return { name, ...splitLinearName(name), sparsity: recipePrunes(stages, name) ? r.sparsity : 0, bits, groupSize };
+    return { name, ...splitLinearName(name), sparsity: recipeError !== null || recipePrunes(stages, name) ? r.sparsity : 0, bits, groupSize };
   });
 }

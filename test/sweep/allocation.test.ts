@@ -70,7 +70,10 @@ test("allocation: recipe-derived bits, recorded per-linear bits win, quantizer z
       [8, -1],
     ],
   );
-  const broken = topiaryJson(path.join(root, "c"), [{ method: "nosuch" }], {});
+  // a recipe topiary cannot read matters only when a linear's bits must come from it
+  const planOnly = topiaryJson(path.join(root, "c"), [{ method: "nosuch" }], { [Q]: { sparsity: 0.1, bits: 3, groupSize: 64 } });
+  assert.deepEqual(readAllocation(planOnly), [{ name: Q, layer: 0, kind: "self_attn.q_proj", sparsity: 0.1, bits: 3, groupSize: 64 }]);
+  const broken = topiaryJson(path.join(root, "d"), [{ method: "nosuch" }], { [Q]: { sparsity: 0 } });
   assert.throws(() => readAllocation(broken), /topiary\.json: recipe stage 1: unknown method "nosuch"/);
 });
 
