@@ -7,6 +7,7 @@ import { registerInspect } from "./commands/inspect.js";
 import { registerPrune } from "./commands/prune.js";
 import { registerQuantize } from "./commands/quantize.js";
 import { registerCompress } from "./commands/compress.js";
+import { registerSensitivity } from "./commands/sensitivity.js";
 import { reportAndExit } from "./errors.js";
 
 const program = new Command("topiary")
@@ -22,6 +23,7 @@ registerGenerate(program);
 registerPrune(program);
 registerQuantize(program);
 registerCompress(program);
+registerSensitivity(program);
 registerExport(program);
 registerRun(program);
 

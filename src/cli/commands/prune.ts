@@ -20,6 +20,9 @@ interface PruneFlags extends CalibrationFlags, OutputFlags {
   targets?: string[];
   ignore?: string[];
   trueSequential?: boolean;
+  allocation: string;
+  owlM?: number;
+  owlLambda?: number;
   out: string;
   overwrite?: boolean;
   json?: boolean;
@@ -41,6 +44,9 @@ export function registerPrune(program: Command): void {
     .option("--true-sequential", "compress q/k/v, then o, then gate/up, then down, each after its predecessors")
     .option("--bits <b>", "SparseGPT only: quantize while pruning (joint), 2 | 3 | 4 | 8, one asymmetric grid per output row", int("--bits", 1))
     .option("--sym", "with --bits: symmetric grid")
+    .option("--allocation <a>", "uniform (every layer --sparsity) | owl (per-layer sparsity from outlier ratios, mean = --sparsity)", "uniform")
+    .option("--owl-m <m>", "OWL: a score is an outlier above M × its layer's mean (default 5)", num("--owl-m", 0))
+    .option("--owl-lambda <l>", "OWL: layer sparsities within --sparsity ± λ (default 0.08)", num("--owl-lambda", 0))
     .requiredOption("--out <dir>", "output model folder")
     .option("--overwrite", "replace --out if it exists")
     .option("--json", "print a JSON summary");
@@ -56,10 +62,14 @@ export function registerPrune(program: Command): void {
     if (opts.targets) raw.targets = opts.targets;
     if (opts.ignore) raw.ignore = opts.ignore;
     if (opts.trueSequential) raw.true_sequential = true;
+    if (opts.allocation !== "uniform" && opts.allocation !== "owl") throw new UsageError(`--allocation must be uniform or owl, got "${opts.allocation}"`);
+    if (opts.allocation === "owl") raw.allocation = "owl";
+    if (opts.owlM !== undefined) raw.owl_m = opts.owlM;
+    if (opts.owlLambda !== undefined) raw.owl_lambda = opts.owlLambda;
     const stage = buildStage(raw, "prune");
     const writer = writerFromFlags(opts);
     const model = loadModel(dir);
-    const calibration = stage.compressor.needs === "none" ? null : loadCalibration(opts, model, TextTokenizer.load(dir));
+    const calibration = stage.compressor.needs === "none" && !stage.prepare ? null : loadCalibration(opts, model, TextTokenizer.load(dir));
     model.close();
     await runJobWithProgress({ modelDir: dir, outDir: opts.out, overwrite: opts.overwrite, stages: [stage], calibration, writer }, [stage.method], Boolean(opts.json));
   });
