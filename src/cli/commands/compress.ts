@@ -83,7 +83,7 @@ export function registerCompress(program: Command): void {
           bar.stop();
           dbName = "sensitivity.json";
         }
-        const plan = solveBudget(db, targets[0]!, o.buckets);
+        const plan = solveBudget(db, targets[0]!, { buckets: o.buckets });
         stages = [buildStage(planStage(plan), "budget plan")];
         record = { plan: planRecord(plan, dbName) };
         const recipe = planRecipe(plan, { model: dir, database: dbName });

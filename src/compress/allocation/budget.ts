@@ -53,7 +53,10 @@ export interface BudgetPlan {
 const isQuantized = (s: Setting) => s.method === "gptq";
 const isSparse = (s: Setting) => s.method === "sparsegpt";
 
-export function solveBudget(db: SensitivityDatabase, target: BudgetTarget, buckets = 10000): BudgetPlan {
+export type Objective = "absolute" | "relative";
+
+export function solveBudget(db: SensitivityDatabase, target: BudgetTarget, opts: { buckets?: number; objective?: Objective } = {}): BudgetPlan {
+  const key = opts.objective === "relative" ? "relLoss" : "loss";
   const dense = db.settings.find((s) => s.id === "dense");
   if (!dense) throw new Error('the sensitivity database has no "dense" setting');
   const weights = db.linears.reduce((a, l) => a + l.shape[0] * l.shape[1], 0);
@@ -69,15 +72,15 @@ export function solveBudget(db: SensitivityDatabase, target: BudgetTarget, bucke
   else budget = (1 - target.value) * weights;
   budget = Math.floor(budget);
 
-  const items = db.linears.map((l) => candidates.map((s) => ({ cost: cost(l, s), loss: l.loss[s.id]! })));
-  const solution = solveKnapsack(items, budget, buckets);
+  const items = db.linears.map((l) => candidates.map((s) => ({ cost: cost(l, s), loss: l[key][s.id]! })));
+  const solution = solveKnapsack(items, budget, opts.buckets);
   if (!solution) {
     const cheapest = items.reduce((a, opts) => a + Math.min(...opts.map((o) => o.cost)), 0);
     throw new Error(`the budget (${budget} ${bySparsity ? "kept weights" : "bytes"}) is below the smallest plan the database allows (${cheapest})`);
   }
   const linears = db.linears.map((l, i) => {
     const s = candidates[solution.choice[i]!]!;
-    return { name: l.name, layer: l.layer, setting: s, loss: l.loss[s.id]!, bytes: l.bytes[s.id]!, zeros: l.zeros[s.id]! };
+    return { name: l.name, layer: l.layer, setting: s, loss: l[key][s.id]!, bytes: l.bytes[s.id]!, zeros: l.zeros[s.id]! };
   });
   return {
     target,
