@@ -35,12 +35,13 @@ export interface PlannedLinear {
 
 export interface BudgetPlan {
   target: BudgetTarget;
+  objective: Objective;
   /** "bytes" (bytes and bpw targets) or "weights kept" (sparsity target) */
   unit: "bytes" | "kept weights";
   budget: number;
   /** the plan's summed cost in `unit` */
   cost: number;
-  /** summed loss (the database's `loss`) */
+  /** summed objective (the database's loss, relLoss or kl) */
   loss: number;
   /** stored bytes of the planned linears */
   bytes: number;
@@ -53,10 +54,18 @@ export interface BudgetPlan {
 const isQuantized = (s: Setting) => s.method === "gptq";
 const isSparse = (s: Setting) => s.method === "sparsegpt";
 
-export type Objective = "absolute" | "relative";
+export type Objective = "absolute" | "relative" | "kl";
+const OBJECTIVE_KEY = { absolute: "loss", relative: "relLoss", kl: "kl" } as const;
+
+/** The default objective: the end-to-end KL when the database has it (as OBC's DP), else the absolute loss. */
+export function defaultObjective(db: SensitivityDatabase): Objective {
+  return db.linears.every((l) => l.kl) ? "kl" : "absolute";
+}
 
 export function solveBudget(db: SensitivityDatabase, target: BudgetTarget, opts: { buckets?: number; objective?: Objective } = {}): BudgetPlan {
-  const key = opts.objective === "relative" ? "relLoss" : "loss";
+  const objective = opts.objective ?? defaultObjective(db);
+  const key = OBJECTIVE_KEY[objective];
+  if (db.linears.some((l) => !l[key])) throw new Error(`the sensitivity database has no ${key} (objective ${objective}; measure it with topiary sensitivity --end-to-end)`);
   const dense = db.settings.find((s) => s.id === "dense");
   if (!dense) throw new Error('the sensitivity database has no "dense" setting');
   const weights = db.linears.reduce((a, l) => a + l.shape[0] * l.shape[1], 0);
@@ -72,7 +81,7 @@ export function solveBudget(db: SensitivityDatabase, target: BudgetTarget, opts:
   else budget = (1 - target.value) * weights;
   budget = Math.floor(budget);
 
-  const items = db.linears.map((l) => candidates.map((s) => ({ cost: cost(l, s), loss: l[key][s.id]! })));
+  const items = db.linears.map((l) => candidates.map((s) => ({ cost: cost(l, s), loss: l[key]![s.id]! })));
   const solution = solveKnapsack(items, budget, opts.buckets);
   if (!solution) {
     const cheapest = items.reduce((a, opts) => a + Math.min(...opts.map((o) => o.cost)), 0);
@@ -80,10 +89,11 @@ export function solveBudget(db: SensitivityDatabase, target: BudgetTarget, opts:
   }
   const linears = db.linears.map((l, i) => {
     const s = candidates[solution.choice[i]!]!;
-    return { name: l.name, layer: l.layer, setting: s, loss: l[key][s.id]!, bytes: l.bytes[s.id]!, zeros: l.zeros[s.id]! };
+    return { name: l.name, layer: l.layer, setting: s, loss: l[key]![s.id]!, bytes: l.bytes[s.id]!, zeros: l.zeros[s.id]! };
   });
   return {
     target,
+    objective,
     unit: bySparsity ? "kept weights" : "bytes",
     budget,
     cost: solution.cost,
@@ -127,6 +137,7 @@ export function planRecord(plan: BudgetPlan, database: string): Record<string, u
     method: "budget",
     database,
     target: plan.target,
+    objective: plan.objective,
     unit: plan.unit,
     budget: plan.budget,
     cost: plan.cost,

@@ -13,10 +13,12 @@
 //            sparsity settings as sparse-bitmask, quantized ones as pack-quantized, "dense" as the
 //            plain weight in the source dtype (storedLinearBytes in the writer, not a formula here)
 //   zeros    exact zeros of the compressed weight
+//   kl       with --end-to-end only: mean KL(original ‖ model) per token on the first calibration
+//            windows when only this linear is compressed (allocation/end-to-end.ts)
 //
 // Joint sparsity + quantization is not a setting: no writer stores a pruned *and* quantized
 // linear smaller than the quantized one (pack-quantized keeps every code), so its bytes would
-// equal the quantized setting's with a larger loss. The optional end-to-end KL is not built.
+// equal the quantized setting's with a larger loss.
 import fs from "node:fs";
 import type { CalibrationBatch } from "../../data/calibration.js";
 import { writeAll, writeFileAtomic } from "../../formats/atomic.js";
@@ -30,6 +32,7 @@ import type { Tensor } from "../../tensor/tensor.js";
 import type { CalibrationInfo } from "../job.js";
 import type { LayerProgress } from "../pipeline.js";
 import { buildStage, type Stage } from "../registry.js";
+import { EndToEnd } from "./end-to-end.js";
 import { probeDenseModel } from "./probe.js";
 
 export const DATABASE_VERSION = 1;
@@ -54,6 +57,7 @@ export interface LinearEntry {
   relLoss: Record<string, number>;
   bytes: Record<string, number>;
   zeros: Record<string, number>;
+  kl?: Record<string, number>;
 }
 
 export interface SensitivityDatabase {
@@ -67,6 +71,8 @@ export interface SensitivityDatabase {
   linears: LinearEntry[];
   /** false while the pass is still running (the file is rewritten after every layer) */
   complete: boolean;
+  /** calibration tokens the end-to-end KL was measured on (absent without --end-to-end) */
+  endToEndTokens?: number;
 }
 
 export interface SettingGrid {
@@ -133,6 +139,8 @@ export interface BuildOptions {
   onLayer?: (p: LayerProgress) => void;
   warn?: (m: string) => void;
   version: string;
+  /** also measure the end-to-end KL on the first `endToEnd` calibration windows */
+  endToEnd?: number;
 }
 
 export async function buildSensitivityDatabase(o: BuildOptions): Promise<SensitivityDatabase> {
@@ -146,6 +154,13 @@ export async function buildSensitivityDatabase(o: BuildOptions): Promise<Sensiti
     linears: [],
     complete: false,
   };
+  let e2e: EndToEnd | null = null;
+  if (o.endToEnd) {
+    const { ids, seqlen: T, nsamples } = o.calibration.batch;
+    const B = Math.min(o.endToEnd, nsamples);
+    e2e = await EndToEnd.prepare(o.model, ids.subarray(0, B * T), B, T);
+    db.endToEndTokens = e2e.tokens;
+  }
   const done = new Map((o.out ? resumable(o.out, db) : []).map((l) => [l.name, l]));
   const compressors = new Map(o.settings.map((s) => [s.id, settingStage(s) ? buildStage(settingStage(s)!, `setting ${s.id}`).compressor : null]));
   await probeDenseModel(
@@ -161,7 +176,7 @@ export async function buildSensitivityDatabase(o: BuildOptions): Promise<Sensiti
       }
       const source = storedFloatDtype(o.model.weights, `${name}.weight`);
       const H = stats.hessian();
-      const entry: LinearEntry = { name, layer, shape: [W.rows, W.cols], loss: {}, relLoss: {}, bytes: {}, zeros: {} };
+      const entry: LinearEntry = { name, layer, shape: [W.rows, W.cols], loss: {}, relLoss: {}, bytes: {}, zeros: {}, ...(e2e ? { kl: {} } : {}) };
       let dense: number | undefined;
       for (const s of o.settings) {
         const c = compressors.get(s.id);
@@ -174,6 +189,7 @@ export async function buildSensitivityDatabase(o: BuildOptions): Promise<Sensiti
         let zeros = 0;
         for (const v of result.weight.data) if (v === 0) zeros++;
         entry.zeros[s.id] = zeros;
+        if (e2e) entry.kl![s.id] = c ? await e2e.kl(layer, name, result.weight.data) : 0;
       }
       db.linears.push(entry);
     },
@@ -209,7 +225,8 @@ function resumable(file: string, fresh: SensitivityDatabase): LinearEntry[] {
     old.version === fresh.version &&
     old.model === fresh.model &&
     JSON.stringify(old.calibration) === JSON.stringify(fresh.calibration) &&
-    JSON.stringify(old.settings) === JSON.stringify(fresh.settings);
+    JSON.stringify(old.settings) === JSON.stringify(fresh.settings) &&
+    old.endToEndTokens === fresh.endToEndTokens;
   return same ? old.linears : [];
 }
 

@@ -1,0 +1,44 @@
+// Issue #15 acceptance for OWL on stories260K with the reference calibration (first 128 windows of
+// 512 tokens of tinystories/calib.txt), TinyStories test perplexity at 512, OWL's defaults
+// (M = 5, λ = 0.08): OWL at 70 % beats uniform 70 % for SparseGPT (reference 107.164, which
+// pruning-reference.test.ts shows topiary matches) and for Wanda.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { needsShared } from "../../helpers.js";
+import { compressAndEvaluate, reference } from "../reference-helpers.js";
+
+interface OwlRecord {
+  layers: { layer: number; outlierRatio: number; sparsity: number }[];
+}
+
+function checkAllocation(allocation: unknown, reports: { sparsity: number; shape: [number, number] }[]): string {
+  const a = allocation as OwlRecord;
+  assert.equal(a.layers.length, 5);
+  const mean = a.layers.reduce((s, l) => s + l.sparsity, 0) / a.layers.length;
+  assert.ok(Math.abs(mean - 0.7) < 1e-9, `mean layer sparsity ${mean}`);
+  for (const l of a.layers) assert.ok(Math.abs(l.sparsity - 0.7) <= 0.08 + 1e-9, `layer ${l.layer} sparsity ${l.sparsity}`);
+  // more outliers → lower sparsity
+  const byRatio = [...a.layers].sort((x, y) => x.outlierRatio - y.outlierRatio);
+  for (let k = 1; k < byRatio.length; k++) assert.ok(byRatio[k]!.sparsity <= byRatio[k - 1]!.sparsity);
+  // the model's measured sparsity is the target (every layer has the same linears)
+  const params = reports.reduce((s, r) => s + r.shape[0] * r.shape[1], 0);
+  const zeros = reports.reduce((s, r) => s + r.sparsity * r.shape[0] * r.shape[1], 0);
+  assert.ok(Math.abs(zeros / params - 0.7) < 0.01, `model sparsity ${zeros / params}`); // per-row / per-block counts round down
+  return a.layers.map((l) => `L${l.layer} ${(100 * l.outlierRatio).toFixed(2)} % → ${(100 * l.sparsity).toFixed(1)} %`).join(", ");
+}
+
+describe("OWL on stories260K (issue #15 acceptance)", needsShared, () => {
+  it("OWL-SparseGPT 70 % has lower perplexity than uniform SparseGPT 70 % (reference 107.164)", async (t) => {
+    const owl = await compressAndEvaluate({ method: "sparsegpt", sparsity: 0.7, allocation: "owl" });
+    const uniform = reference("sparsegpt-70").ppl_exact.tinystories_test_512!;
+    t.diagnostic(`OWL-SparseGPT 70 %: ppl ${owl.perplexity.toFixed(4)} vs uniform ${uniform.toFixed(4)}; ${checkAllocation(owl.allocation, owl.reports)}`);
+    assert.ok(owl.perplexity < uniform, `OWL ${owl.perplexity} ≥ uniform ${uniform}`);
+  });
+
+  it("OWL-Wanda 70 % has lower perplexity than uniform Wanda 70 %", async (t) => {
+    const owl = await compressAndEvaluate({ method: "wanda", sparsity: 0.7, allocation: "owl" });
+    const uniform = await compressAndEvaluate({ method: "wanda", sparsity: 0.7 });
+    t.diagnostic(`OWL-Wanda 70 %: ppl ${owl.perplexity.toFixed(4)} vs uniform ${uniform.perplexity.toFixed(4)}; ${checkAllocation(owl.allocation, owl.reports)}`);
+    assert.ok(owl.perplexity < uniform.perplexity, `OWL ${owl.perplexity} ≥ uniform ${uniform.perplexity}`);
+  });
+});
