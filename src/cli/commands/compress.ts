@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { planRecipe, planRecord, planStage, solveBudget, type BudgetPlan, type BudgetTarget } from "../../compress/allocation/budget.js";
+import { planRecipe, planRecord, planStage, solveBudget, type BudgetPlan, type BudgetTarget, type Objective } from "../../compress/allocation/budget.js";
 import { DEFAULT_GRID, buildSensitivityDatabase, readDatabase, settingsOf, writeDatabase, type SensitivityDatabase } from "../../compress/allocation/sensitivity.js";
 import { TOPIARY_VERSION, type OutputWriter } from "../../compress/job.js";
 import { readRecipe } from "../../compress/recipe.js";
@@ -24,6 +24,8 @@ interface CompressFlags extends CalibrationFlags, OutputFlags {
   targetSparsity?: number;
   sensitivity?: string;
   buckets: number;
+  objective?: string;
+  endToEnd?: number | true;
   out: string;
   overwrite?: boolean;
   json?: boolean;
@@ -39,6 +41,8 @@ export function registerCompress(program: Command): void {
     .option("--target-bpw <b>", "budget solver: stored bits per weight of the decoder linears", num("--target-bpw", 0))
     .option("--target-sparsity <s>", "budget solver: fraction of the decoder linears' weights pruned, each linear its own sparsity", num("--target-sparsity", 0, 1))
     .option("--sensitivity <db.json>", "budget solver: the database of `topiary sensitivity` (default: measured now, saved in --out)")
+    .option("--objective <o>", "budget solver: summed absolute | relative layer loss, or kl (end-to-end; default when the database has it, else absolute)")
+    .option("--end-to-end [windows]", "budget solver without --sensitivity: also measure the end-to-end KL (default 4 windows)", int("--end-to-end", 1))
     .option("--buckets <n>", "budget solver: the budget's discretisation for the dynamic programme", int("--buckets", 10), 10000)
     .requiredOption("--out <dir>", "output model folder")
     .option("--overwrite", "replace --out if it exists")
@@ -49,7 +53,12 @@ export function registerCompress(program: Command): void {
     if (o.targetBpw !== undefined) targets.push({ kind: "bpw", value: o.targetBpw });
     if (o.targetSparsity !== undefined) targets.push({ kind: "sparsity", value: o.targetSparsity });
     if (targets.length + (o.recipe ? 1 : 0) !== 1) throw new UsageError("give exactly one of --recipe, --target-bytes, --target-bpw, --target-sparsity");
-    if (o.sensitivity && !targets.length) throw new UsageError("--sensitivity goes with --target-bytes, --target-bpw or --target-sparsity");
+    if ((o.sensitivity || o.objective || o.endToEnd) && !targets.length) {
+      throw new UsageError("--sensitivity, --objective and --end-to-end go with --target-bytes, --target-bpw or --target-sparsity");
+    }
+    if (o.objective !== undefined && !["absolute", "relative", "kl"].includes(o.objective)) {
+      throw new UsageError(`--objective must be absolute, relative or kl, got "${o.objective}"`);
+    }
     let writer = writerFromFlags(o);
     const model = loadModel(dir);
     let stages: Stage[];
@@ -78,12 +87,13 @@ export function registerCompress(program: Command): void {
             select: buildStage({ method: "magnitude" }, "sensitivity"),
             settings: settingsOf(DEFAULT_GRID),
             version: TOPIARY_VERSION,
+            endToEnd: o.endToEnd === true ? 4 : o.endToEnd,
             onLayer: (p) => bar.update(p.layer, { secs: p.seconds.toFixed(2) }),
           });
           bar.stop();
           dbName = "sensitivity.json";
         }
-        const plan = solveBudget(db, targets[0]!, { buckets: o.buckets });
+        const plan = solveBudget(db, targets[0]!, { buckets: o.buckets, objective: o.objective as Objective | undefined });
         stages = [buildStage(planStage(plan), "budget plan")];
         record = { plan: planRecord(plan, dbName) };
         const recipe = planRecipe(plan, { model: dir, database: dbName });
@@ -127,6 +137,6 @@ function planSummary(plan: BudgetPlan): string {
   const mix = [...counts].sort((a, b) => b[1] - a[1]).map(([id, n]) => `${n}× ${id}`).join(", ");
   return (
     `plan: ${plan.cost} of ${plan.budget} ${plan.unit}; linears ${plan.bytes} bytes (${((8 * plan.bytes) / plan.weights).toFixed(3)} bits/weight, ` +
-    `dense ${plan.denseBytes}); predicted loss ${plan.loss.toPrecision(4)}; ${mix}`
+    `dense ${plan.denseBytes}); summed ${plan.objective} loss ${plan.loss.toPrecision(4)}; ${mix}`
   );
 }

@@ -7,6 +7,7 @@ import { loadModel } from "../../models/load.js";
 import { TextTokenizer } from "../../tokenizer/tokenizer.js";
 import { addCalibrationOptions, loadCalibration, type CalibrationFlags } from "../calibration.js";
 import { UsageError } from "../errors.js";
+import { int } from "../options.js";
 import { progress } from "../progress.js";
 
 interface SensitivityFlags extends CalibrationFlags {
@@ -17,6 +18,7 @@ interface SensitivityFlags extends CalibrationFlags {
   groupSizes: string;
   targets?: string[];
   ignore?: string[];
+  endToEnd?: number | true;
   json?: boolean;
 }
 
@@ -38,6 +40,7 @@ export function registerSensitivity(program: Command): void {
     .option("--group-sizes <list>", "GPTQ group sizes (-1: one grid per output row)", DEFAULT_GRID.groupSizes.join(","))
     .option("--targets <regex...>", "only linears whose name matches (default: every decoder linear)")
     .option("--ignore <regex...>", "skip linears whose name matches")
+    .option("--end-to-end [windows]", "also the KL to the original when only that linear is compressed, on the first calibration windows (default 4)", int("--end-to-end", 1))
     .option("--json", "print a JSON summary");
   addCalibrationOptions(cmd).action(async (dir: string, o: SensitivityFlags) => {
     const fraction = (x: string) => Number.isFinite(Number(x)) && Number(x) > 0 && Number(x) < 1;
@@ -65,6 +68,7 @@ export function registerSensitivity(program: Command): void {
         settings,
         out: o.out,
         version: TOPIARY_VERSION,
+        endToEnd: o.endToEnd === true ? 4 : o.endToEnd,
         warn: (m) => process.stderr.write(`topiary: warning: ${m}\n`),
         onLayer: (p) => bar.update(p.layer, { secs: p.seconds.toFixed(2) }),
       });

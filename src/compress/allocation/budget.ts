@@ -121,7 +121,7 @@ export function planRecipe(plan: BudgetPlan, source: { model: string; database: 
   const header = [
     `Per-linear plan chosen by \`topiary compress --target-${t.kind} ${t.value}\` from ${source.database} (${source.model}):`,
     `budget ${plan.budget} ${plan.unit}, plan ${plan.cost} ${plan.unit}; stored linear bytes ${plan.bytes} of ${plan.denseBytes} dense`,
-    `(${((8 * plan.bytes) / plan.weights).toFixed(3)} bits per weight); summed loss ${plan.loss.toPrecision(6)}. Linears not listed stay dense.`,
+    `(${((8 * plan.bytes) / plan.weights).toFixed(3)} bits per weight); summed ${plan.objective} loss ${plan.loss.toPrecision(6)}. Linears not listed stay dense.`,
   ];
   const doc = new YAML.Document({ stages: [planStage(plan)] });
   doc.commentBefore = header.map((h) => ` ${h}`).join("\n");
