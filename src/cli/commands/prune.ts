@@ -46,7 +46,7 @@ export function registerPrune(program: Command): void {
     .option("--sym", "with --bits: symmetric grid")
     .option("--allocation <a>", "uniform (every layer --sparsity) | owl (per-layer sparsity from outlier ratios, mean = --sparsity)", "uniform")
     .option("--owl-m <m>", "OWL: a score is an outlier above M × its layer's mean (default 5)", num("--owl-m", 0))
-    .option("--owl-lambda <l>", "OWL: layer sparsities within --sparsity ± λ (default 0.08)", num("--owl-lambda", 0))
+    .option("--owl-lambda <l>", "OWL: layer sparsities span 2λ, their mean --sparsity (default 0.08)", num("--owl-lambda", 0))
     .requiredOption("--out <dir>", "output model folder")
     .option("--overwrite", "replace --out if it exists")
     .option("--json", "print a JSON summary");

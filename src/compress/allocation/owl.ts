@@ -22,7 +22,7 @@ import { probeDenseModel } from "./probe.js";
 export interface OwlOptions {
   /** outlier threshold: scores above M × the layer's mean score */
   m: number;
-  /** the layers' sparsities span target ± λ */
+  /** the layers' sparsities span 2λ (OWL's "S ± λ"; after the shift to mean S not symmetric) */
   lambda: number;
 }
 
