@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { EndToEnd } from "../../../src/compress/allocation/end-to-end.js";
 import { exactName, MixedCompressor } from "../../../src/compress/allocation/mixed.js";
 import { outlierRatio, owlSparsities, wandaScores } from "../../../src/compress/allocation/owl.js";
 import { outputLoss, settingFormat, settingsOf, DEFAULT_GRID } from "../../../src/compress/allocation/sensitivity.js";
@@ -13,6 +14,7 @@ import { buildStage } from "../../../src/compress/registry.js";
 import { storedLinearBytes, writeCompressedTensors } from "../../../src/formats/compressed-tensors/writer.js";
 import { SafetensorsFile } from "../../../src/formats/safetensors.js";
 import { SafetensorsWeights } from "../../../src/formats/weights.js";
+import { loadModel } from "../../../src/models/load.js";
 import { Tensor } from "../../../src/tensor/tensor.js";
 import { needsShared, STORIES, tempDir } from "../../helpers.js";
 
@@ -171,5 +173,26 @@ describe("mixed stage", () => {
     assert.throws(() => parseRecipe("stages:\n  - method: mixed\n    linears:\n      a: { method: gptq, bits: 5 }\n", "p.yaml"), /p\.yaml: .*linear a.*bits/);
     assert.throws(() => parseRecipe("stages:\n  - method: mixed\n    linears: {}\n", "p.yaml"), /lists no linear/);
     assert.throws(() => parseRecipe("stages:\n  - method: mixed\n    linears:\n      a: { method: wanda, targets: [x] }\n", "p.yaml"), /belongs to a stage/);
+  });
+});
+
+describe("end-to-end sensitivity", needsShared, () => {
+  it("KL is 0 for the original weight and grows with the damage", async () => {
+    const model = loadModel(STORIES);
+    try {
+      const ids = Int32Array.from({ length: 64 }, (_, i) => (i * 37 + 1) % 512);
+      const e2e = await EndToEnd.prepare(model, ids, 2, 32);
+      const name = "model.layers.2.self_attn.v_proj";
+      const W = model.weights.read(`${name}.weight`);
+      assert.ok((await e2e.kl(2, name, W)) < 1e-6);
+      const half = W.map((v, i) => (i % 2 === 0 ? 0 : v));
+      const none = new Float32Array(W.length);
+      const klHalf = await e2e.kl(2, name, half);
+      const klNone = await e2e.kl(2, name, none);
+      assert.ok(klHalf > 1e-4 && klNone > klHalf, `${klHalf} ${klNone}`);
+      await assert.rejects(e2e.kl(1, name, W), /not a linear of layer 1/);
+    } finally {
+      model.close();
+    }
   });
 });
