@@ -25,7 +25,7 @@ interface CompressFlags extends CalibrationFlags, OutputFlags {
   sensitivity?: string;
   buckets: number;
   objective?: string;
-  endToEnd?: number | true;
+  endToEnd?: number;
   out: string;
   overwrite?: boolean;
   json?: boolean;
@@ -42,7 +42,7 @@ export function registerCompress(program: Command): void {
     .option("--target-sparsity <s>", "budget solver: fraction of the decoder linears' weights pruned, each linear its own sparsity", num("--target-sparsity", 0, 1))
     .option("--sensitivity <db.json>", "budget solver: the database of `topiary sensitivity` (default: measured now, saved in --out)")
     .option("--objective <o>", "budget solver: summed absolute | relative layer loss, or kl (end-to-end; default when the database has it, else absolute)")
-    .option("--end-to-end [windows]", "budget solver without --sensitivity: also measure the end-to-end KL (default 4 windows)", int("--end-to-end", 1))
+    .option("--end-to-end <windows>", "budget solver without --sensitivity: calibration windows for the end-to-end KL (default 4)", int("--end-to-end", 1))
     .option("--buckets <n>", "budget solver: the budget's discretisation for the dynamic programme", int("--buckets", 10), 10000)
     .requiredOption("--out <dir>", "output model folder")
     .option("--overwrite", "replace --out if it exists")
@@ -87,7 +87,7 @@ export function registerCompress(program: Command): void {
             select: buildStage({ method: "magnitude" }, "sensitivity"),
             settings: settingsOf(DEFAULT_GRID),
             version: TOPIARY_VERSION,
-            endToEnd: o.endToEnd === true ? 4 : o.endToEnd,
+            endToEnd: typeof o.endToEnd === "number" ? o.endToEnd : 4, // the kl objective needs it
             onLayer: (p) => bar.update(p.layer, { secs: p.seconds.toFixed(2) }),
           });
           bar.stop();

@@ -5,8 +5,9 @@
 //    records each linear's bits / group size / sparsity.
 //  - Issue #15 acceptance, with the reference calibration: at exactly the bytes of uniform GPTQ
 //    3-bit g128, and at the kept weights of uniform SparseGPT 60 %, the solver's plan against the
-//    uniform one. The perplexity goals are *not met* on stories260K (see README, Budget solver):
-//    those two assertions are marked todo, and the figures are printed.
+//    uniform one, with the default objective (the end-to-end KL, measured on 4 calibration windows).
+//    The mixed-sparsity plan beats uniform; the bytes plan beats uniform but by less than the
+//    10 % asked (README, Budget solver): that assertion is marked todo, and the figures are printed.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
@@ -93,7 +94,7 @@ describe("budget solver CLI", needsShared, () => {
 
 describe("budget solver on stories260K (issue #15 acceptance)", needsShared, () => {
   let db: SensitivityDatabase;
-  const uniformSum = (key: "bytes" | "loss", id: string) => db.linears.reduce((a, l) => a + l[key][id]!, 0);
+  const uniformSum = (key: "bytes" | "kl", id: string) => db.linears.reduce((a, l) => a + l[key]![id]!, 0);
 
   it("builds the database in one dense pass with the reference calibration", async () => {
     const model = loadModel(STORIES);
@@ -104,20 +105,24 @@ describe("budget solver on stories260K (issue #15 acceptance)", needsShared, () 
       select: buildStage({ method: "magnitude" }, "test"),
       settings: settingsOf(DEFAULT_GRID),
       version: "test",
+      endToEnd: 4,
     });
     model.close();
     assert.equal(db.linears.length, 35);
+    assert.equal(db.endToEndTokens, 4 * 512);
   });
 
   it("at the bytes of uniform GPTQ 3-bit g128", async (t) => {
     const budget = uniformSum("bytes", "gptq-3-g128");
     const plan = solveBudget(db, { kind: "bytes", value: budget });
     assert.ok(plan.bytes <= budget);
-    assert.ok(plan.loss <= uniformSum("loss", "gptq-3-g128"), "the uniform plan is a feasible point of the knapsack");
+    assert.equal(plan.objective, "kl");
+    assert.ok(plan.loss <= uniformSum("kl", "gptq-3-g128"), "the uniform plan is a feasible point of the knapsack");
     const mixed = await compressAndEvaluate(planStage(plan));
     const uniform = await compressAndEvaluate({ method: "gptq", bits: 3, group_size: 128 });
     const msg = `budget ${budget} bytes: plan ${plan.bytes} bytes, ppl ${mixed.perplexity.toFixed(4)} vs uniform GPTQ 3-bit g128 ${uniform.perplexity.toFixed(4)}`;
     t.diagnostic(msg);
+    assert.ok(mixed.perplexity < uniform.perplexity, msg);
     await t.test("goal: ≥ 10 % lower perplexity than uniform", { todo: "not met on stories260K (README, Budget solver)" }, () => {
       assert.ok(mixed.perplexity <= 0.9 * uniform.perplexity, msg);
     });
@@ -133,8 +138,6 @@ describe("budget solver on stories260K (issue #15 acceptance)", needsShared, () 
     assert.ok(zeros >= 0.6 * plan.weights, `plan sparsity ${zeros / plan.weights}`);
     const msg = `kept ${plan.cost} (uniform ${uniformKept}): ppl ${mixed.perplexity.toFixed(4)} vs uniform SparseGPT 60 % ${uniform.perplexity.toFixed(4)}`;
     t.diagnostic(msg);
-    await t.test("goal: lower perplexity than uniform", { todo: "not met on stories260K (README, Budget solver)" }, () => {
-      assert.ok(mixed.perplexity < uniform.perplexity, msg);
-    });
+    assert.ok(mixed.perplexity < uniform.perplexity, msg);
   });
 });
