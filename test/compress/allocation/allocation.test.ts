@@ -2,12 +2,14 @@
 // and mapping, the knapsack against brute force, the loss from H against ‖ΔW·X‖² computed
 // directly, the database's bytes against what the writer writes, and the mixed recipe stage.
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { EndToEnd } from "../../../src/compress/allocation/end-to-end.js";
 import { exactName, MixedCompressor } from "../../../src/compress/allocation/mixed.js";
 import { outlierRatio, owlSparsities, wandaScores } from "../../../src/compress/allocation/owl.js";
-import { outputLoss, settingFormat, settingsOf, DEFAULT_GRID } from "../../../src/compress/allocation/sensitivity.js";
+import { buildSensitivityDatabase, outputLoss, readDatabase, settingFormat, settingsOf, DEFAULT_GRID } from "../../../src/compress/allocation/sensitivity.js";
+import type { CalibrationBatch } from "../../../src/data/calibration.js";
 import { solveKnapsack, type Option } from "../../../src/compress/allocation/solver.js";
 import { parseRecipe } from "../../../src/compress/recipe.js";
 import { buildStage } from "../../../src/compress/registry.js";
@@ -194,5 +196,32 @@ describe("end-to-end sensitivity", needsShared, () => {
     } finally {
       model.close();
     }
+  });
+});
+
+describe("sensitivity database file", needsShared, () => {
+  it("is rewritten after every layer and a partial one of the same run is resumed", async () => {
+    const calibration = { batch: { ids: Int32Array.from({ length: 64 }, (_, i) => (i * 11 + 3) % 512), nsamples: 2, seqlen: 32 } as CalibrationBatch, info: { test: 1 } };
+    const settings = settingsOf({ sparsities: [0.5], patterns: [], bits: [4], groupSizes: [-1] });
+    const out = path.join(tempDir(), "db.json");
+    const run = async () => {
+      const model = loadModel(STORIES);
+      try {
+        return await buildSensitivityDatabase({ model, modelDir: STORIES, calibration, select: buildStage({ method: "magnitude", targets: ["layers\\.[01]\\."] }, "t"), settings, out, version: "test" });
+      } finally {
+        model.close();
+      }
+    };
+    const full = await run();
+    assert.equal(full.linears.length, 14);
+    assert.deepEqual(readDatabase(out), full);
+    // an interrupted run: layer 0 done, marked with a sentinel the resumed run must keep
+    const partial = { ...full, complete: false, linears: full.linears.filter((l) => l.layer === 0).map((l) => ({ ...l, loss: { ...l.loss, "gptq-4-channel": 12345 } })) };
+    fs.writeFileSync(out, JSON.stringify(partial));
+    assert.throws(() => readDatabase(out), /incomplete/);
+    const resumed = await run();
+    assert.equal(resumed.linears.length, 14);
+    assert.deepEqual(resumed.linears.map((l) => l.loss["gptq-4-channel"] === 12345), [...Array(7).fill(true), ...Array(7).fill(false)]);
+    assert.deepEqual(resumed.linears.slice(7), full.linears.slice(7));
   });
 });
