@@ -12,11 +12,15 @@
 // Sparse and quantized settings are never mixed: no compressed-tensors layout stores a model in
 // which some linears are bitmask-sparse and others packed.
 //
-// Objective: the summed *absolute* loss ½·tr(ΔW·H·ΔWᵀ). Each linear's output error adds, in
-// squared norm, to what flows on (o_proj and down_proj write into the residual stream, whose
-// errors add; q/k/v/gate/up errors enter their block's output in proportion to their size, not
-// to their relative size). The relative loss would spend the same budget to halve an error
-// whether it is large or tiny in absolute terms.
+// Objectives (summed over linears, each measured alone on the dense model's inputs):
+//   kl        the end-to-end KL to the original when only that linear is compressed — what OBC's
+//             DP minimises (its database's "loss" mode). The default when the database has it.
+//   absolute  ½·tr(ΔW·H·ΔWᵀ): the squared error a linear adds to its output, which is what adds
+//             up across linears writing into the same residual stream. The default otherwise.
+//   relative  the same over ‖WX‖²: invariant to rescalings that leave the model unchanged
+//             (v_proj × c with o_proj ÷ c), which the absolute loss is not.
+// Neither layer-wise loss says how much the rest of the network amplifies a linear's error; on
+// stories260K both lose to uniform settings while kl beats them (README, Budget solver).
 import YAML from "yaml";
 import type { LinearEntry, SensitivityDatabase, Setting } from "./sensitivity.js";
 import { settingStage } from "./sensitivity.js";
