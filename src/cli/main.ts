@@ -8,6 +8,7 @@ import { registerPrune } from "./commands/prune.js";
 import { registerQuantize } from "./commands/quantize.js";
 import { registerCompress } from "./commands/compress.js";
 import { registerSweep } from "./commands/sweep.js";
+import { registerSensitivity } from "./commands/sensitivity.js";
 import { reportAndExit } from "./errors.js";
 
 const program = new Command("topiary")
@@ -24,6 +25,7 @@ registerPrune(program);
 registerQuantize(program);
 registerCompress(program);
 registerSweep(program);
+registerSensitivity(program);
 registerExport(program);
 registerRun(program);
 

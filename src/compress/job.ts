@@ -57,6 +57,8 @@ export interface CompressionJob {
   writer?: OutputWriter;
   onLayer?: (stage: number, p: LayerProgress) => void;
   warn?: (message: string) => void;
+  /** more to record in topiary.json (e.g. the budget solver's plan), under these keys */
+  record?: Record<string, unknown>;
 }
 
 export interface CompressionSummary {
@@ -79,6 +81,7 @@ export async function runCompression(job: CompressionJob): Promise<CompressionSu
   job.stages.forEach((s, k) => checkTargets(s, linearNames, job.stages.length > 1 ? `stage ${k + 1} (${s.method})` : s.method));
 
   const reports: LinearReport[][] = [];
+  const allocations: unknown[] = [];
   await writeDirAtomic(
     job.outDir,
     async (tmp) => {
@@ -89,9 +92,12 @@ export async function runCompression(job: CompressionJob): Promise<CompressionSu
           const store = new CompressedStore(path.join(tmp, `.work-stage-${k + 1}`));
           stores.push(store);
           const model = k === 0 ? base : new CausalLM(base.config, weights, job.modelDir);
+          // a stage may first look at the model it starts from (OWL's outlier ratios)
+          const prepared = stage.prepare ? await stage.prepare(model, job.calibration?.batch ?? null, warn) : null;
+          if (prepared) allocations.push({ stage: k + 1, ...(prepared.record as object) });
           reports.push(
             await compressModel(model, {
-              stage,
+              stage: prepared?.stage ?? stage,
               calibration: job.calibration?.batch ?? null,
               store,
               warn,
@@ -114,6 +120,8 @@ export async function runCompression(job: CompressionJob): Promise<CompressionSu
           calibration: job.calibration?.info ?? null,
           versions: { node: process.versions.node, onnxruntime: runtimeVersion() },
           totals: totals(linears),
+          ...(allocations.length > 0 ? { allocation: allocations } : {}),
+          ...job.record,
           linears: Object.fromEntries(linears.map((r) => [r.name, { ...r, name: undefined }])),
           warnings,
           seconds: (performance.now() - t0) / 1000,

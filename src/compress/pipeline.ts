@@ -32,6 +32,9 @@ export interface LinearReport {
   relativeError: number | null;
   /** the algorithm's own loss (SparseGPT/GPTQ), when it has one */
   loss: number | null;
+  /** quantized linears: bits and input columns per group (-1: one grid per output row); else null */
+  bits: number | null;
+  groupSize: number | null;
   seconds: number;
 }
 
@@ -156,6 +159,8 @@ function linearReport(c: CompressedLinear, relativeError: number | null, seconds
     sparsity: zeros / c.weight.size,
     relativeError,
     loss: c.loss ?? null,
+    bits: c.quant?.bits ?? null,
+    groupSize: c.quant ? (c.quant.groupSize >= c.weight.shape[1]! && !c.quant.gIdx ? -1 : c.quant.groupSize) : null,
     seconds,
   };
 }

@@ -39,6 +39,8 @@ export interface CompressedRun {
   store: CompressedStore;
   reports: LinearReport[];
   perplexity: number;
+  /** what a stage's prepare step recorded (OWL's per-layer ratios and sparsities), else null */
+  allocation: unknown;
 }
 
 /** A smaller setup than the reference's, for tests that only compare topiary with itself. */
@@ -56,12 +58,15 @@ export interface SmallerSetup {
 export async function compressAndEvaluate(stage: Record<string, unknown>, setup: SmallerSetup = {}): Promise<CompressedRun> {
   const base = loadModel(STORIES);
   const store = new CompressedStore(path.join(tempDir(), "store"));
-  const needsCalib = stage.method !== "magnitude" && stage.method !== "rtn";
+  const needsCalib = (stage.method !== "magnitude" && stage.method !== "rtn") || stage.allocation === "owl";
   const calibration = !needsCalib ? null : setup.calibration ? firstWindows(setup.calibration.nsamples, setup.calibration.seqlen) : referenceCalibration();
-  const reports = await compressModel(base, { stage: buildStage(stage, "test"), calibration, store });
+  let built = buildStage(stage, "test");
+  let allocation: unknown = null;
+  if (built.prepare) ({ stage: built, record: allocation } = await built.prepare(base, calibration, () => {}));
+  const reports = await compressModel(base, { stage: built, calibration, store });
   const model = new CausalLM(base.config, store.over(base.weights), STORIES);
   const r = await perplexity(model, tinystoriesTest(), { seqlen: 512, limitWindows: setup.limitWindows });
-  return { model, store, reports, perplexity: r.perplexity };
+  return { model, store, reports, perplexity: r.perplexity, allocation };
 }
 
 /** reference.json results[key] */

@@ -23,6 +23,9 @@ interface PruneFlags extends CalibrationFlags, OutputFlags {
   targets?: string[];
   ignore?: string[];
   trueSequential?: boolean;
+  allocation: string;
+  owlM?: number;
+  owlLambda?: number;
   out: string;
   overwrite?: boolean;
   json?: boolean;
@@ -50,6 +53,9 @@ export function registerPrune(program: Command): void {
     .option("--reconstruct", "structured (flap, wanda-sp): refit o_proj/down_proj by least squares after choosing (obs-sp always does)")
     .option("--uniform", "structured (flap, obs-sp): the same widths in every layer (a standard config every runtime loads)")
     .option("--drop-layers <k>", "structured: also remove the k decoder blocks whose output is most similar to their input", int("--drop-layers", 0))
+    .option("--allocation <a>", "uniform (every layer --sparsity) | owl (per-layer sparsity from outlier ratios, mean = --sparsity)", "uniform")
+    .option("--owl-m <m>", "OWL: a score is an outlier above M × its layer's mean (default 5)", num("--owl-m", 0))
+    .option("--owl-lambda <l>", "OWL: layer sparsities span 2λ, their mean --sparsity (default 0.08)", num("--owl-lambda", 0))
     .requiredOption("--out <dir>", "output model folder")
     .option("--overwrite", "replace --out if it exists")
     .option("--json", "print a JSON summary");
@@ -69,10 +75,14 @@ export function registerPrune(program: Command): void {
     if (opts.targets) raw.targets = opts.targets;
     if (opts.ignore) raw.ignore = opts.ignore;
     if (opts.trueSequential) raw.true_sequential = true;
+    if (opts.allocation !== "uniform" && opts.allocation !== "owl") throw new UsageError(`--allocation must be uniform or owl, got "${opts.allocation}"`);
+    if (opts.allocation === "owl") raw.allocation = "owl";
+    if (opts.owlM !== undefined) raw.owl_m = opts.owlM;
+    if (opts.owlLambda !== undefined) raw.owl_lambda = opts.owlLambda;
     const stage = buildStage(raw, "prune");
     const writer = writerFromFlags(opts);
     const model = loadModel(dir);
-    const calibration = stage.compressor.needs === "none" ? null : loadCalibration(opts, model, TextTokenizer.load(dir));
+    const calibration = stage.compressor.needs === "none" && !stage.prepare ? null : loadCalibration(opts, model, TextTokenizer.load(dir));
     model.close();
     await runJobWithProgress({ modelDir: dir, outDir: opts.out, overwrite: opts.overwrite, stages: [stage], calibration, writer }, [stage.method], Boolean(opts.json));
   });
@@ -80,9 +90,10 @@ export function registerPrune(program: Command): void {
 
 /** flap | wanda-sp | obs-sp: whole heads and channels (and blocks) removed, a smaller dense model written. */
 async function pruneStructured(dir: string, opts: PruneFlags): Promise<void> {
-  for (const [flag, set] of [["--pattern", opts.pattern], ["--bits", opts.bits], ["--targets", opts.targets], ["--ignore", opts.ignore], ["--true-sequential", opts.trueSequential]] as const) {
+  for (const [flag, set] of [["--pattern", opts.pattern], ["--bits", opts.bits], ["--targets", opts.targets], ["--ignore", opts.ignore], ["--true-sequential", opts.trueSequential], ["--owl-m", opts.owlM], ["--owl-lambda", opts.owlLambda]] as const) {
     if (set !== undefined) throw new UsageError(`${flag} is not supported with structured pruning (--method ${opts.method}): every layer is pruned`);
   }
+  if (opts.allocation !== "uniform") throw new UsageError(`--allocation ${opts.allocation} is for unstructured pruning; structured methods allocate per layer themselves (flap, obs-sp)`);
   if (opts.format !== "dense") throw new UsageError(`--format ${opts.format}: structured pruning writes a smaller dense model (--format dense)`);
   if (!opts.calib) throw new UsageError(`--method ${opts.method} needs calibration text (--calib)`);
   const ratio = opts.sparsity ?? 0.5;

@@ -200,6 +200,17 @@ function getLinear(compressed: CompressedLinears, name: string): CompressedLinea
   return c;
 }
 
+/**
+ * Bytes of the tensors `c` is written as in `format` (every scale, zero point, g_idx, bitmask,
+ * row offset and shape tensor counted), from a source checkpoint whose weights are `source`.
+ * Scales are counted in the dtype this linear alone needs; when a model mixes linears whose
+ * scales need different dtypes the writer stores them all as float32 (see `fill`).
+ */
+export function storedLinearBytes(c: CompressedLinear, format: CompressedTensorsFormat, source: FloatDtype): number {
+  const plan = planFromSource(c, format, source, {});
+  return linearTensors(plan).reduce((n, t) => n + numel(t.shape) * DTYPE_BYTES[t.dtype], 0);
+}
+
 function planLinear(c: CompressedLinear, format: CompressedTensorsFormat, weights: WeightSource, opts: CompressedTensorsOptions): LinearPlan {
   const tensor = `${c.name}.weight`;
   if (weights.storedTransposed?.(tensor)) {
@@ -208,8 +219,16 @@ function planLinear(c: CompressedLinear, format: CompressedTensorsFormat, weight
   if (weights.has(tensor) && weights.shape(tensor).join() !== c.weight.shape.join()) {
     throw new Error(`${c.name}: compressed weight is [${c.weight.shape.join(", ")}], the source has [${weights.shape(tensor).join(", ")}]`);
   }
+  return planFromSource(c, format, weights.has(tensor) ? storedFloatDtype(weights, tensor) : "F32", opts);
+}
+
+function planFromSource(
+  c: CompressedLinear,
+  format: CompressedTensorsFormat,
+  source: FloatDtype,
+  opts: Pick<CompressedTensorsOptions, "dtype" | "scaleDtype">,
+): LinearPlan {
   const [rows, cols] = c.weight.shape as [number, number];
-  const source = weights.has(tensor) ? storedFloatDtype(weights, tensor) : "F32";
   const plan: LinearPlan = {
     name: c.name,
     kind: "dense",
