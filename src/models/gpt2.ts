@@ -14,6 +14,7 @@ import type { GraphBuilder } from "../runtime/onnx-graph.js";
 import { RenamedWeights, prefixMap } from "./checkpoint-view.js";
 import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
+import { keepLayersRaw, layerStructures, structuredPruningRaw, type LayerStructure } from "./structure.js";
 import { LAYERNORM_EPS, layerNormGguf } from "./gguf-layernorm.js";
 import { activation, ACTIVATIONS, layerNorm, splitLast } from "./graph-ops.js";
 
@@ -44,6 +45,8 @@ export interface Gpt2Config extends ModelConfig {
   scaleByHeadDim: boolean;
   /** also divide scores of layer i by i + 1 (scale_attn_by_inverse_layer_idx) */
   scaleByLayer: boolean;
+  /** each layer's widths (differ only after structured pruning: config.json structured_pruning) */
+  layers: LayerStructure[];
 }
 
 export function parseGpt2Config(file: string, json: Record<string, unknown>): Gpt2Config {
@@ -56,7 +59,14 @@ export function parseGpt2Config(file: string, json: Record<string, unknown>): Gp
   if (c.add_cross_attention) throw new FormatError(file, "add_cross_attention (an encoder-decoder GPT-2) is not supported");
   const headDim = c.n_embd / c.n_head;
   if (!Number.isInteger(headDim)) throw new FormatError(file, `n_embd ${c.n_embd} is not a multiple of n_head ${c.n_head}`);
+  const fail = (m: string): never => {
+    throw new FormatError(file, m);
+  };
+  const F = c.n_inner ?? 4 * c.n_embd;
+  const layers = layerStructures(json, c.n_layer, { numHeads: c.n_head, numKvHeads: c.n_head, intermediateSize: F, oBias: true, downBias: true }, fail);
   return {
+    layers,
+    layerWidths: json.structured_pruning ? layers : undefined,
     architecture: c.architectures[0]!,
     hiddenSize: c.n_embd,
     intermediateSize: c.n_inner ?? 4 * c.n_embd,
@@ -98,25 +108,26 @@ export const GPT2_LAYER = {
 /** The Conv1D layers, stored [in, out]. */
 const CONV1D = [GPT2_LAYER.qkv, GPT2_LAYER.o, GPT2_LAYER.up, GPT2_LAYER.down];
 
-function linearSpecs(c: Gpt2Config): LinearSpec[] {
+function linearSpecs(c: Gpt2Config, i: number): LinearSpec[] {
   const D = c.hiddenSize;
-  const F = c.intermediateSize;
+  const A = c.layers[i]!.numHeads * c.headDim;
+  const F = c.layers[i]!.intermediateSize;
   return [
-    { suffix: GPT2_LAYER.qkv, input: "attn_in", hasBias: true, outFeatures: 3 * D, inFeatures: D },
-    { suffix: GPT2_LAYER.o, input: "attn_out", hasBias: true, outFeatures: D, inFeatures: D },
+    { suffix: GPT2_LAYER.qkv, input: "attn_in", hasBias: true, outFeatures: 3 * A, inFeatures: D },
+    { suffix: GPT2_LAYER.o, input: "attn_out", hasBias: true, outFeatures: D, inFeatures: A },
     { suffix: GPT2_LAYER.up, input: "mlp_in", hasBias: true, outFeatures: F, inFeatures: D },
     { suffix: GPT2_LAYER.down, input: "mlp_act", hasBias: true, outFeatures: D, inFeatures: F },
   ];
 }
 
 /** Layer tensors in topiary's layout (Conv1D weights already [out, in]). */
-function layerTensors(c: Gpt2Config): Map<string, number[]> {
+function layerTensors(c: Gpt2Config, i: number): Map<string, number[]> {
   const shapes = new Map<string, number[]>();
   for (const norm of [GPT2_LAYER.attnNorm, GPT2_LAYER.mlpNorm]) {
     shapes.set(`${norm}.weight`, [c.hiddenSize]);
     shapes.set(`${norm}.bias`, [c.hiddenSize]);
   }
-  for (const l of linearSpecs(c)) {
+  for (const l of linearSpecs(c, i)) {
     shapes.set(`${l.suffix}.weight`, [l.outFeatures, l.inFeatures]);
     shapes.set(`${l.suffix}.bias`, [l.outFeatures]);
   }
@@ -168,6 +179,7 @@ const gpt2Gguf = layerNormGguf<Gpt2Config>({
   // tied: llama.cpp reuses token_embd when output.weight is absent
   tensors: (c, w) => canonicalNames(c).filter((n) => n !== `${GPT2_TENSORS.lmHead}.weight` || w.has(n)),
   unsupported(c) {
+    if (c.layerWidths) return "llama.cpp's gpt2 architecture has one head count for all layers (this model was structurally pruned per layer)";
     // llama.cpp's gpt2 graph: GELU (tanh), scores scaled by 1/√headDim in every layer
     if (!["gelu_new", "gelu_pytorch_tanh", "gelu_fast"].includes(c.hiddenAct)) return `llama.cpp runs GELU (tanh), not ${c.hiddenAct}`;
     if (!c.scaleByHeadDim || c.scaleByLayer) return "llama.cpp scales attention scores by 1/√headDim only";
@@ -186,11 +198,11 @@ export const gpt2Family: FamilyAdapter<Gpt2Config> = {
   layerPrefix,
   globalTensors,
   headWeight,
-  layerTensors: (c) => layerTensors(c),
-  linears: (c) => linearSpecs(c),
-  captureWidths: (c) => ({ attn_in: c.hiddenSize, attn_out: c.hiddenSize, mlp_in: c.hiddenSize, mlp_act: c.intermediateSize }),
+  layerTensors: (c, i) => layerTensors(c, i),
+  linears: (c, i) => linearSpecs(c, i),
+  captureWidths: (c, i) => ({ attn_in: c.hiddenSize, attn_out: c.layers[i]!.numHeads * c.headDim, mlp_in: c.hiddenSize, mlp_act: c.layers[i]!.intermediateSize }),
   trueSequentialGroups: () => [[GPT2_LAYER.qkv], [GPT2_LAYER.o], [GPT2_LAYER.up], [GPT2_LAYER.down]],
-  layerKey: (c, i) => ({ D: c.hiddenSize, H: c.numHeads, F: c.intermediateSize, eps: c.layerNormEps, act: c.hiddenAct, s: c.scaleByHeadDim, l: c.scaleByLayer ? i : null }),
+  layerKey: (c, i) => ({ D: c.hiddenSize, hd: c.headDim, l: c.layers[i], eps: c.layerNormEps, act: c.hiddenAct, s: c.scaleByHeadDim, li: c.scaleByLayer ? i : null }),
   rotary: () => ({}),
 
   embed(g, _ctx, w) {
@@ -198,12 +210,14 @@ export const gpt2Family: FamilyAdapter<Gpt2Config> = {
   },
 
   block(g, ctx, w, c, layer, x) {
-    const { numHeads: H, headDim: hd, hiddenSize: D } = c;
-    const [qkv, o, up, down] = linearSpecs(c) as [LinearSpec, LinearSpec, LinearSpec, LinearSpec];
+    const H = c.layers[layer]!.numHeads;
+    const hd = c.headDim;
+    const A = H * hd;
+    const [qkv, o, up, down] = linearSpecs(c, layer) as [LinearSpec, LinearSpec, LinearSpec, LinearSpec];
     const L = (s: LinearSpec, h: string) => w.linear(h, s.suffix, true);
     const h = norm(g, w, c, GPT2_LAYER.attnNorm, x);
     ctx.capture("attn_in", h);
-    const [q, k, v] = splitLast(g, L(qkv, h), [D, D, D]); //                             each (N, D)
+    const [q, k, v] = splitLast(g, L(qkv, h), [A, A, A]); //                             each (N, H·hd)
     const flat = (t: string) => g.op("Reshape", [t, ctx.shape(H * hd)]);
     const scale = (c.scaleByHeadDim ? 1 / Math.sqrt(hd) : 1) / (c.scaleByLayer ? layer + 1 : 1);
     const y = ctx.attention(flat(q!), flat(k!), flat(v!), { numHeads: H, numKvHeads: H, headDim: hd, scale });
@@ -221,6 +235,42 @@ export const gpt2Family: FamilyAdapter<Gpt2Config> = {
     return w.linear(norm(g, w, c, GPT2_TENSORS.finalNorm, x), head, false);
   },
 
+  // structured pruning: heads (c_attn's q|k|v rows of a head, c_proj's columns) and MLP channels
+  // (c_fc row, mlp.c_proj column); GPT-2's keys tie head_dim to n_embd / n_head, so a pruned model
+  // always lists its widths per layer
+  structure: {
+    units(c, i) {
+      const { numHeads: H, intermediateSize: F } = c.layers[i]!;
+      const hd = c.headDim;
+      const D = c.hiddenSize;
+      const span = (a: number) => Array.from({ length: hd }, (_, j) => a + j);
+      return [
+        {
+          kind: "attention",
+          count: H,
+          consumer: GPT2_LAYER.o,
+          consumerInput: "attn_out",
+          producers: [GPT2_LAYER.qkv],
+          columns: (u) => span(u * hd),
+          rows: (_p, u) => [...span(u * hd), ...span(H * hd + u * hd), ...span(2 * H * hd + u * hd)],
+          weightsPerUnit: 4 * hd * D,
+        },
+        {
+          kind: "mlp",
+          count: F,
+          consumer: GPT2_LAYER.down,
+          consumerInput: "mlp_act",
+          producers: [GPT2_LAYER.up],
+          columns: (u) => [u],
+          rows: (_p, u) => [u],
+          weightsPerUnit: 2 * D,
+        },
+      ];
+    },
+    prune: (c, layers) => parseGpt2Config("config.json (structured pruning)", structuredPruningRaw(c.raw, c.layers, layers)),
+    keepLayers: (c, keep) => parseGpt2Config("config.json (structured pruning)", keepLayersRaw(c.raw, keep, "n_layer")),
+  },
+
   checkpointView: {
     toTopiary: gpt2View,
     // what a writer saves: Conv1D weights back to [in, out]
@@ -235,6 +285,6 @@ export const gpt2Family: FamilyAdapter<Gpt2Config> = {
 
 function canonicalNames(c: Gpt2Config): string[] {
   const names = globalTensors(c).map((t) => t.name);
-  for (let i = 0; i < c.numLayers; i++) for (const suffix of layerTensors(c).keys()) names.push(layerPrefix(i) + suffix);
+  for (let i = 0; i < c.numLayers; i++) for (const suffix of layerTensors(c, i).keys()) names.push(layerPrefix(i) + suffix);
   return names;
 }

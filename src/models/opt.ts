@@ -14,6 +14,7 @@ import type { WeightSource } from "../formats/weights.js";
 import { RenamedWeights, prefixMap } from "./checkpoint-view.js";
 import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
+import { keepLayersRaw, layerStructures, standardUnits, structuredPruningRaw, type LayerStructure } from "./structure.js";
 import { activation, ACTIVATIONS, layerNorm } from "./graph-ops.js";
 
 const optConfigSchema = z.looseObject({
@@ -49,6 +50,8 @@ export interface OptConfig extends ModelConfig {
   /** LayerNorms have weight and bias (layer_norm_elementwise_affine) */
   normAffine: boolean;
   hiddenAct: string;
+  /** each layer's widths (differ only after structured pruning: config.json structured_pruning) */
+  layers: LayerStructure[];
 }
 
 /** torch.nn.LayerNorm's default eps; OPT's config has no field for it. */
@@ -65,7 +68,14 @@ export function parseOptConfig(file: string, json: Record<string, unknown>): Opt
   }
   const headDim = c.hidden_size / c.num_attention_heads;
   if (!Number.isInteger(headDim)) throw new FormatError(file, `hidden_size ${c.hidden_size} is not a multiple of num_attention_heads ${c.num_attention_heads}`);
+  const fail = (m: string): never => {
+    throw new FormatError(file, m);
+  };
+  const defaults = { numHeads: c.num_attention_heads, numKvHeads: c.num_attention_heads, intermediateSize: c.ffn_dim, oBias: c.enable_bias, downBias: c.enable_bias };
+  const layers = layerStructures(json, c.num_hidden_layers, defaults, fail);
   return {
+    layers,
+    layerWidths: json.structured_pruning ? layers : undefined,
     architecture: c.architectures[0]!,
     hiddenSize: c.hidden_size,
     intermediateSize: c.ffn_dim,
@@ -111,21 +121,23 @@ const LAYER = {
   fc2: "fc2",
 } as const;
 
-function linearSpecs(c: OptConfig): LinearSpec[] {
+function linearSpecs(c: OptConfig, i: number): LinearSpec[] {
   const D = c.hiddenSize;
-  const F = c.intermediateSize;
+  const l = c.layers[i]!;
+  const A = l.numHeads * c.headDim;
+  const F = l.intermediateSize;
   const b = c.linearBias;
   return [
-    { suffix: LAYER.q, input: "attn_in", hasBias: b, outFeatures: D, inFeatures: D },
-    { suffix: LAYER.k, input: "attn_in", hasBias: b, outFeatures: D, inFeatures: D },
-    { suffix: LAYER.v, input: "attn_in", hasBias: b, outFeatures: D, inFeatures: D },
-    { suffix: LAYER.o, input: "attn_out", hasBias: b, outFeatures: D, inFeatures: D },
+    { suffix: LAYER.q, input: "attn_in", hasBias: b, outFeatures: A, inFeatures: D },
+    { suffix: LAYER.k, input: "attn_in", hasBias: b, outFeatures: A, inFeatures: D },
+    { suffix: LAYER.v, input: "attn_in", hasBias: b, outFeatures: A, inFeatures: D },
+    { suffix: LAYER.o, input: "attn_out", hasBias: l.oBias, outFeatures: D, inFeatures: A },
     { suffix: LAYER.fc1, input: "mlp_in", hasBias: b, outFeatures: F, inFeatures: D },
-    { suffix: LAYER.fc2, input: "mlp_act", hasBias: b, outFeatures: D, inFeatures: F },
+    { suffix: LAYER.fc2, input: "mlp_act", hasBias: l.downBias, outFeatures: D, inFeatures: F },
   ];
 }
 
-function layerTensors(c: OptConfig): Map<string, number[]> {
+function layerTensors(c: OptConfig, i: number): Map<string, number[]> {
   const shapes = new Map<string, number[]>();
   if (c.normAffine) {
     for (const norm of [LAYER.attnNorm, LAYER.mlpNorm]) {
@@ -133,7 +145,7 @@ function layerTensors(c: OptConfig): Map<string, number[]> {
       shapes.set(`${norm}.bias`, [c.hiddenSize]);
     }
   }
-  for (const l of linearSpecs(c)) {
+  for (const l of linearSpecs(c, i)) {
     shapes.set(`${l.suffix}.weight`, [l.outFeatures, l.inFeatures]);
     if (l.hasBias) shapes.set(`${l.suffix}.bias`, [l.outFeatures]);
   }
@@ -176,12 +188,12 @@ export const optFamily: FamilyAdapter<OptConfig> = {
   layerPrefix,
   globalTensors,
   headWeight,
-  layerTensors: (c) => layerTensors(c),
-  linears: (c) => linearSpecs(c),
-  captureWidths: (c) => ({ attn_in: c.hiddenSize, attn_out: c.hiddenSize, mlp_in: c.hiddenSize, mlp_act: c.intermediateSize }),
+  layerTensors: (c, i) => layerTensors(c, i),
+  linears: (c, i) => linearSpecs(c, i),
+  captureWidths: (c, i) => ({ attn_in: c.hiddenSize, attn_out: c.layers[i]!.numHeads * c.headDim, mlp_in: c.hiddenSize, mlp_act: c.layers[i]!.intermediateSize }),
   // SparseGPT/GPTQ opt.py --true-sequential
   trueSequentialGroups: () => [[LAYER.k, LAYER.v, LAYER.q], [LAYER.o], [LAYER.fc1], [LAYER.fc2]],
-  layerKey: (c) => ({ D: c.hiddenSize, H: c.numHeads, F: c.intermediateSize, pre: c.preNorm, b: c.linearBias, a: c.normAffine, act: c.hiddenAct }),
+  layerKey: (c, i) => ({ D: c.hiddenSize, hd: c.headDim, l: c.layers[i], pre: c.preNorm, b: c.linearBias, a: c.normAffine, act: c.hiddenAct }),
   rotary: () => ({}),
 
   embed(g, _ctx, w, c) {
@@ -190,9 +202,10 @@ export const optFamily: FamilyAdapter<OptConfig> = {
     return g.op("Add", [x, w.gather(OPT_TENSORS.embedPositions, "positions", POSITION_OFFSET)]);
   },
 
-  block(g, ctx, w, c, _layer, x) {
-    const { numHeads: H, headDim: hd } = c;
-    const [q, k, v, o, fc1, fc2] = linearSpecs(c) as [LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec];
+  block(g, ctx, w, c, layer, x) {
+    const H = c.layers[layer]!.numHeads;
+    const hd = c.headDim;
+    const [q, k, v, o, fc1, fc2] = linearSpecs(c, layer) as [LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec, LinearSpec];
     const L = (s: LinearSpec, h: string) => w.linear(h, s.suffix, s.hasBias);
     // pre-norm: h = LN(x) feeds attention; post-norm: x itself does, and LN follows the residual add
     const h = c.preNorm ? norm(g, w, c, LAYER.attnNorm, x) : x;
@@ -217,6 +230,29 @@ export const optFamily: FamilyAdapter<OptConfig> = {
     return w.linear(h, head, false);
   },
 
+  // structured pruning: heads (MHA: a KV group is one head) and fc1/fc2 channels; OPT's own keys
+  // tie head_dim to hidden_size / heads, so a pruned model always lists its widths per layer
+  structure: {
+    units: (c, i) =>
+      standardUnits({
+        numHeads: c.layers[i]!.numHeads,
+        numKvHeads: c.layers[i]!.numKvHeads,
+        headDim: c.headDim,
+        hidden: c.hiddenSize,
+        intermediate: c.layers[i]!.intermediateSize,
+        q: LAYER.q,
+        k: LAYER.k,
+        v: LAYER.v,
+        o: LAYER.o,
+        attnInput: "attn_out",
+        mlpProducers: [LAYER.fc1],
+        down: LAYER.fc2,
+        mlpInput: "mlp_act",
+      }),
+    prune: (c, layers) => parseOptConfig("config.json (structured pruning)", structuredPruningRaw(c.raw, c.layers, layers)),
+    keepLayers: (c, keep) => parseOptConfig("config.json (structured pruning)", keepLayersRaw(c.raw, keep, "num_hidden_layers")),
+  },
+
   checkpointView: {
     // files saved from OPTModel hold decoder.* (no "model." prefix)
     toTopiary(c: OptConfig, w: WeightSource): WeightSource {
@@ -230,6 +266,6 @@ export const optFamily: FamilyAdapter<OptConfig> = {
 /** Every tensor name the adapter reads, with the base-model prefix. */
 function canonicalNames(c: OptConfig): string[] {
   const names = globalTensors(c).map((t) => t.name);
-  for (let i = 0; i < c.numLayers; i++) for (const suffix of layerTensors(c).keys()) names.push(layerPrefix(i) + suffix);
+  for (let i = 0; i < c.numLayers; i++) for (const suffix of layerTensors(c, i).keys()) names.push(layerPrefix(i) + suffix);
   return names;
 }

@@ -97,3 +97,73 @@ export function standardUnits(o: {
     },
   ];
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-layer widths for families whose own config keys cannot describe a pruned model (OPT and
+// GPT-2 derive head_dim from hidden_size / heads, so even equal widths need this): config.json's
+// `structured_pruning` object, with per-layer lists num_attention_heads, num_key_value_heads,
+// intermediate_size, kept_kv_groups, kept_mlp_channels, o_proj_bias, down_proj_bias (the
+// consumers' biases, whatever the family calls them) — the layout Llama's adapter also reads.
+
+export interface LayerStructure {
+  numHeads: number;
+  numKvHeads: number;
+  intermediateSize: number;
+  /** the attention output linear carries a bias */
+  oBias: boolean;
+  /** the MLP output linear carries a bias */
+  downBias: boolean;
+}
+
+type Raw = Record<string, unknown>;
+
+/**
+ * Each layer's widths: from `structured_pruning` when present (validated; errors name `file`),
+ * else the defaults for every layer. `fail(message)` throws the family's one-line error.
+ */
+export function layerStructures(raw: Raw, layers: number, defaults: LayerStructure, fail: (message: string) => never): LayerStructure[] {
+  const sp = raw.structured_pruning as Record<string, unknown> | undefined | null;
+  if (sp == null) return Array.from({ length: layers }, () => ({ ...defaults }));
+  if (typeof sp !== "object") fail(`structured_pruning must be an object`);
+  const list = <T>(key: string, ok: (v: unknown) => v is T, fallback: T): T[] => {
+    const v = sp[key];
+    if (v === undefined) return Array.from({ length: layers }, () => fallback);
+    if (!Array.isArray(v) || v.length !== layers || !v.every(ok)) fail(`structured_pruning.${key} must list one value per layer (${layers})`);
+    return v as T[];
+  };
+  const positive = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+  const bool = (v: unknown): v is boolean => typeof v === "boolean";
+  const heads = list("num_attention_heads", positive, defaults.numHeads);
+  const kv = list("num_key_value_heads", positive, defaults.numKvHeads);
+  const ff = list("intermediate_size", positive, defaults.intermediateSize);
+  const ob = list("o_proj_bias", bool, defaults.oBias);
+  const db = list("down_proj_bias", bool, defaults.downBias);
+  return heads.map((h, i) => {
+    if (h % kv[i]! !== 0) fail(`structured_pruning: layer ${i} has ${h} query heads, not a multiple of its ${kv[i]} KV heads`);
+    return { numHeads: h, numKvHeads: kv[i]!, intermediateSize: ff[i]!, oBias: ob[i]! || defaults.oBias, downBias: db[i]! || defaults.downBias };
+  });
+}
+
+/** config.json of the pruned model, always with `structured_pruning` (see above). */
+export function structuredPruningRaw(raw: Raw, current: LayerStructure[], layers: PrunedLayer[]): Raw {
+  const out: Raw = { ...raw };
+  out.structured_pruning = {
+    num_attention_heads: layers.map((p, i) => p.kept.attention.length * (current[i]!.numHeads / current[i]!.numKvHeads)),
+    num_key_value_heads: layers.map((p) => p.kept.attention.length),
+    intermediate_size: layers.map((p) => p.kept.mlp.length),
+    kept_kv_groups: layers.map((p) => p.kept.attention),
+    kept_mlp_channels: layers.map((p) => p.kept.mlp),
+    o_proj_bias: layers.map((p, i) => p.consumerBias || current[i]!.oBias),
+    down_proj_bias: layers.map((p, i) => p.consumerBias || current[i]!.downBias),
+  };
+  return out;
+}
+
+/** `raw` for the model keeping only layers `keep`: per-layer lists cut, num_hidden_layers set under `layersKey`. */
+export function keepLayersRaw(raw: Raw, keep: readonly number[], layersKey: string): Raw {
+  const out: Raw = { ...raw, [layersKey]: keep.length };
+  if (Array.isArray(raw.layer_types)) out.layer_types = keep.map((i) => (raw.layer_types as unknown[])[i]);
+  const sp = raw.structured_pruning as Record<string, unknown> | undefined;
+  if (sp) out.structured_pruning = Object.fromEntries(Object.entries(sp).map(([k, v]) => [k, Array.isArray(v) ? keep.map((i) => v[i]) : v]));
+  return out;
+}

@@ -11,12 +11,15 @@ export function unitsOf(model: CausalLM, i: number): UnitGroup[] {
   return s.units(model.config, i);
 }
 
-/** The consumer columns kept by `kept` units of `group`, ascending. */
+/**
+ * The consumer columns kept by `kept` units of `group`, ascending: the smaller matrix keeps the
+ * original order (for a fused producer, GPT-2's q|k|v rows, that keeps q'|k'|v' blocks).
+ */
 export function keptColumns(group: UnitGroup, kept: readonly number[]): number[] {
-  return kept.flatMap((u) => group.columns(u));
+  return kept.flatMap((u) => group.columns(u)).sort((a, b) => a - b);
 }
 
-/** The producer rows kept by `kept` units of `group`, ascending. */
+/** The producer rows kept by `kept` units of `group`, ascending (see keptColumns). */
 export function keptRows(group: UnitGroup, producer: string, kept: readonly number[]): number[] {
-  return kept.flatMap((u) => group.rows(producer, u));
+  return kept.flatMap((u) => group.rows(producer, u)).sort((a, b) => a - b);
 }
