@@ -48,3 +48,17 @@ describe("topiary prune (structured)", () => {
     }
   });
 });
+
+describe("topiary inspect (structured)", () => {
+  it("shows the widths of every layer of a per-layer pruned model", async () => {
+    const out = path.join(tempDir(), "flap");
+    const r = await topiary(["prune", STORIES, "--method", "flap", "--sparsity", "0.3", ...SMALL, "--out", out]);
+    assert.equal(r.code, 0, r.stderr);
+    const i = await topiary(["inspect", out, "--json"]);
+    const info = JSON.parse(i.stdout);
+    const sp = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8")).structured_pruning;
+    assert.deepEqual(info.layerWidths.map((l: { intermediateSize: number }) => l.intermediateSize), sp.intermediate_size);
+    const text = await topiary(["inspect", out]);
+    assert.match(text.stdout, /widths\s+0: heads \d+\/\d+ kv, mlp \d+; 1: /);
+  });
+});

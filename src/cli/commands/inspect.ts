@@ -36,6 +36,8 @@ export function registerInspect(program: Command): void {
         vocabSize: c.vocabSize,
         maxPositions: c.maxPositions,
         tiedEmbeddings: c.tieWordEmbeddings,
+        // per-layer widths after structured pruning (absent: every layer has the widths above)
+        layerWidths: c.layerWidths,
         parameters: params,
         tensors: names.length,
         dtypes: Object.fromEntries(dtypes),
@@ -51,6 +53,9 @@ export function registerInspect(program: Command): void {
         ["model", info.model],
         ["architecture", info.architecture],
         ["layers", `${c.numLayers} (hidden ${c.hiddenSize}, mlp ${c.intermediateSize}, heads ${c.numHeads}/${c.numKvHeads} kv, head_dim ${c.headDim})`],
+        ...(c.layerWidths
+          ? [["widths", c.layerWidths.map((l, i) => `${i}: heads ${l.numHeads}/${l.numKvHeads} kv, mlp ${l.intermediateSize}`).join("; ")] as [string, string]]
+          : []),
         ["vocabulary", `${fmt(c.vocabSize)} tokens, ${fmt(c.maxPositions)} positions${c.tieWordEmbeddings ? ", tied LM head" : ""}`],
         ["parameters", fmt(params)],
         ["dtype", [...dtypes].map(([d, n]) => `${d} (${n} tensors)`).join(", ")],
