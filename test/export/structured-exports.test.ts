@@ -7,6 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AutoModelForCausalLM, env, Tensor } from "@huggingface/transformers";
+import { runCompression, writerFor } from "../../src/compress/job.js";
+import { buildStage } from "../../src/compress/registry.js";
 import { planStructured, type StructuredOptions } from "../../src/compress/structured/plan.js";
 import { writeStructured } from "../../src/compress/structured/write.js";
 import { calibrationWindows } from "../../src/data/calibration.js";
@@ -93,6 +95,29 @@ describe("structured outputs in llama.cpp, onnxruntime and transformers.js", () 
     const ours = (await perplexity(model, ids, { seqlen: 512, limitWindows: 4 })).perplexity;
     const theirs = (await llamaCppPerplexity(llama, file, ids, 512, 4)).perplexity;
     assert.ok(Math.abs(theirs / ours - 1) < 1e-3, `llama.cpp ${theirs} vs topiary ${ours}`);
+    model.close();
+  });
+
+  test("composition: per-layer pruned 30 % → GPTQ 4-bit g32 (compressed-tensors) → GGUF q4_0 from topiary's codes, llama.cpp perplexity within 1 %", async () => {
+    const ids = TextTokenizer.load(STORIES).encode(fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 60000));
+    const calib = calibrationWindows(ids, { nsamples: 16, seqlen: 512, sampling: "first", seed: 0 });
+    const quantized = path.join(tmp, "flap-gptq4");
+    await runCompression({
+      modelDir: perLayer,
+      outDir: quantized,
+      stages: [buildStage({ method: "gptq", bits: 4, group_size: 32, sym: true }, "test")],
+      calibration: { batch: calib, info: { file: "calib.txt", sha256: "", tokens: ids.length, nsamples: 16, seqlen: 512, sampling: "first", seed: 0 } },
+      writer: writerFor("compressed-tensors"),
+    });
+    const model = loadModel(quantized);
+    assert.ok(model.config.layerWidths, "per-layer widths survive quantization");
+    const file = path.join(tmp, "flap-gptq4-q4_0.gguf");
+    const r = exportGguf(model, { type: "q4_0", out: file });
+    assert.ok(r.tensors.filter((t) => t.fromCodes).length > 0, "some linears stored from topiary's own codes");
+    const test = tok.encode(fs.readFileSync(path.join(DATA, "tinystories", "test.txt"), "utf8").slice(0, 20000));
+    const ours = (await perplexity(model, test, { seqlen: 512, limitWindows: 4 })).perplexity;
+    const theirs = (await llamaCppPerplexity(llama, file, test, 512, 4)).perplexity;
+    assert.ok(Math.abs(theirs / ours - 1) < 0.01, `llama.cpp ${theirs} vs topiary ${ours}`);
     model.close();
   });
 
