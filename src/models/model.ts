@@ -1,12 +1,12 @@
 // A causal language model ready to run: config + weights + the layer/head graphs.
 // Execution is exposed per decoder layer (hidden states in → hidden states out) because the
 // compression pipeline walks the model one layer at a time; `forward` chains them for evaluation.
-import { createHash } from "node:crypto";
+import crypto from "node:crypto";
 import path from "node:path";
 import { FormatError } from "../formats/errors.js";
 import type { WeightSource } from "../formats/weights.js";
 import { cachedSession, f32, type RtTensor } from "../runtime/ort.js";
-import { kvHeadsOf, type ModelConfig } from "./config.js";
+import type { ModelConfig } from "./config.js";
 import type { FamilyAdapter, LinearSpec } from "./family.js";
 import { adapterFor } from "./registry.js";
 import { rotaryTables } from "./rope.js";
@@ -130,13 +130,17 @@ export class CausalLM {
     return t;
   }
 
+  /**
+   * A runtime graph, built once per model and `key`. Its onnxruntime session is shared by every
+   * model whose graph has the same bytes (the digest), so two models that differ in something the
+   * key leaves out (a tied head, an epsilon, a softcap) never share a session by mistake.
+   */
   private graph(key: string, build: () => { bytes: Uint8Array; feeds: GraphFeeds }): BuiltGraph {
     let b = this.graphs.get(key);
     if (!b) {
-      // the session cache is process-wide: two models of one family with other switches
-      // (OPT with and without project_in) must not share a graph, so the key includes its bytes
       const built = build();
-      b = { key: `${this.modelKey}:${key}:${createHash("sha1").update(built.bytes).digest("hex")}`, ...built };
+      const digest = crypto.createHash("sha1").update(built.bytes).digest("hex");
+      b = { ...built, key: `${this.modelKey}:${key}:${digest}` };
       this.graphs.set(key, b);
     }
     return b;
@@ -213,9 +217,8 @@ export class CausalLM {
     }
     for (const w of built.feeds.windows) feeds[maskName(w)] = f32(this.mask(P, T, w), [T, P + T]);
     if (opts.past) {
-      const kvShape = [B, kvHeadsOf(c, i), P, c.headDim];
-      feeds.past_key = f32(opts.past.key, kvShape);
-      feeds.past_value = f32(opts.past.value, kvShape);
+      feeds.past_key = f32(opts.past.key, [B, c.numKvHeads, P, c.headDim]);
+      feeds.past_value = f32(opts.past.value, [B, c.numKvHeads, P, c.headDim]);
     }
     const weights = opts.weights ?? this.layerWeights(i);
     for (const [suffix, shape] of built.feeds.weights) {

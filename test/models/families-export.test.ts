@@ -1,10 +1,11 @@
-// Every family exported: ONNX (onnxruntime greedy = topiary's greedy) and GGUF f16 (llama.cpp's
+// Every family exported: ONNX (onnxruntime greedy = topiary's greedy; transformers.js logits) and GGUF f16 (llama.cpp's
 // architecture name and tensor names; the file read back computes what topiary computes up to
 // f16 rounding; node-llama-cpp's greedy continuation equals topiary's on the same weights).
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, describe, test } from "node:test";
+import { AutoModelForCausalLM, env, Tensor } from "@huggingface/transformers";
 import { decode } from "../../src/eval/decode.js";
 import { OnnxDecoder } from "../../src/eval/onnx-decoder.js";
 import { exportGguf } from "../../src/export/gguf.js";
@@ -18,6 +19,9 @@ import { releaseSessions } from "../../src/runtime/ort.js";
 import { llamaCppGreedy, loadLlama } from "../export/llama-cpp.js";
 import { tempDir } from "../helpers.js";
 import { archDir, ARCHITECTURES, FAMILIES, goldenPrompt, greedy, maxAbsDiff, readGolden } from "./arch-helpers.js";
+
+env.allowRemoteModels = false;
+env.allowLocalModels = true;
 
 const present = fs.existsSync(ARCHITECTURES) ? {} : { skip: "../shared/reference/architectures is missing" };
 after(releaseSessions);
@@ -75,7 +79,7 @@ for (const { name } of FAMILIES) {
     const g = readGolden(name);
     const prompt = goldenPrompt(g.greedyPromptIds);
 
-    test("ONNX fp32: logits and 24 greedy tokens with the KV cache equal topiary's", async () => {
+    test("ONNX fp32: logits and 24 greedy tokens with the KV cache equal topiary's; transformers.js logits too", async () => {
       const model = loadModel(dir);
       const out = path.join(tempDir(), "onnx");
       try {
@@ -90,6 +94,11 @@ for (const { name } of FAMILIES) {
           const opts = { maxNewTokens: 24, temperature: 0, topK: 0, topP: 1, stopIds: [], seed: 0 };
           const onnx = (await decode(dec, Int32Array.from(prompt), opts)).ids;
           assert.deepEqual(onnx, await greedy(model, prompt, 24));
+          // transformers.js (v4) loads the same folder by its model_type and computes the same logits
+          const tjs = await AutoModelForCausalLM.from_pretrained(out);
+          const res = (await tjs({ input_ids: new Tensor("int64", BigInt64Array.from(ids, BigInt), [1, T]), attention_mask: new Tensor("int64", new BigInt64Array(T).fill(1n), [1, T]) })) as { logits: Tensor };
+          assert.ok(maxAbsDiff(res.logits.data as Float32Array, own) < 1e-4, `transformers.js logits differ by ${maxAbsDiff(res.logits.data as Float32Array, own)}`);
+          await tjs.dispose();
         } finally {
           await dec.close();
         }
