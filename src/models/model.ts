@@ -6,7 +6,7 @@ import path from "node:path";
 import { FormatError } from "../formats/errors.js";
 import type { WeightSource } from "../formats/weights.js";
 import { cachedSession, f32, type RtTensor } from "../runtime/ort.js";
-import type { ModelConfig } from "./config.js";
+import { kvHeadsOf, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, LinearSpec } from "./family.js";
 import { adapterFor } from "./registry.js";
 import { rotaryTables } from "./rope.js";
@@ -217,8 +217,9 @@ export class CausalLM {
     }
     for (const w of built.feeds.windows) feeds[maskName(w)] = f32(this.mask(P, T, w), [T, P + T]);
     if (opts.past) {
-      feeds.past_key = f32(opts.past.key, [B, c.numKvHeads, P, c.headDim]);
-      feeds.past_value = f32(opts.past.value, [B, c.numKvHeads, P, c.headDim]);
+      const kvShape = [B, kvHeadsOf(c, i), P, c.headDim];
+      feeds.past_key = f32(opts.past.key, kvShape);
+      feeds.past_value = f32(opts.past.value, kvShape);
     }
     const weights = opts.weights ?? this.layerWeights(i);
     for (const [suffix, shape] of built.feeds.weights) {
