@@ -1,7 +1,7 @@
 // A causal language model ready to run: config + weights + the layer/head graphs.
 // Execution is exposed per decoder layer (hidden states in → hidden states out) because the
 // compression pipeline walks the model one layer at a time; `forward` chains them for evaluation.
-import { createHash } from "node:crypto";
+import crypto from "node:crypto";
 import path from "node:path";
 import { FormatError } from "../formats/errors.js";
 import type { WeightSource } from "../formats/weights.js";
@@ -130,13 +130,17 @@ export class CausalLM {
     return t;
   }
 
+  /**
+   * A runtime graph, built once per model and `key`. Its onnxruntime session is shared by every
+   * model whose graph has the same bytes (the digest), so two models that differ in something the
+   * key leaves out (a tied head, an epsilon, a softcap) never share a session by mistake.
+   */
   private graph(key: string, build: () => { bytes: Uint8Array; feeds: GraphFeeds }): BuiltGraph {
     let b = this.graphs.get(key);
     if (!b) {
-      // the session cache is process-wide: two models of one family with other switches
-      // (OPT with and without project_in) must not share a graph, so the key includes its bytes
       const built = build();
-      b = { key: `${this.modelKey}:${key}:${createHash("sha1").update(built.bytes).digest("hex")}`, ...built };
+      const digest = crypto.createHash("sha1").update(built.bytes).digest("hex");
+      b = { ...built, key: `${this.modelKey}:${key}:${digest}` };
       this.graphs.set(key, b);
     }
     return b;

@@ -174,7 +174,8 @@ export function layerGraph(family: FamilyAdapter, c: ModelConfig, layer: number,
         g.input(name, "float32", ["seq", "total"]);
       }
       let mask = name;
-      if (o.alibiSlopes) mask = addAlibi(g, mask, o.alibiSlopes, g.op("Shape", [mask], { start: 1 }));
+      // ALiBi: [T, S] → [1, H, T, S]
+      if (o.alibiSlopes) mask = g.op("Unsqueeze", [addAlibi(g, mask, o.alibiSlopes, g.op("Shape", [mask], { start: 1 })), g.constInt64([0])]);
       const attrs = attentionAttrs(o);
       let y: string;
       if (opts.kvCache) {

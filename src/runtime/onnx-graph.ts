@@ -1,5 +1,5 @@
 // A tiny ONNX graph builder. Models in topiary are ONNX graphs written in TypeScript (see
-// models/llama.ts) and run by onnxruntime; the same builder serialises exported models.
+// models/family.ts and its adapters) and run by onnxruntime; the same builder serialises exported models.
 // Field numbers are those of onnx/onnx.proto (ModelProto, GraphProto, NodeProto, ...).
 import { ProtoWriter } from "./protobuf.js";
 

@@ -98,8 +98,8 @@ describe("bad input: one line on stderr naming the file, non-zero exit, no stack
     await fails(["inspect", missing], path.join(missing, "config.json"), /field "hidden_size" is missing$/);
     const wrongType = withConfig(fresh(), (c) => (c.num_hidden_layers = "5"));
     await fails(["eval", wrongType, "--data", path.join(DATA, "ptb", "ptb.test.txt")], path.join(wrongType, "config.json"), /field "num_hidden_layers": .*received string/);
-    const arch = withConfig(fresh(), (c) => (c.architectures = ["MambaForCausalLM"]));
-    await fails(["generate", arch], path.join(arch, "config.json"), /unknown architecture "MambaForCausalLM"/);
+    const arch = withConfig(fresh(), (c) => (c.architectures = ["UnknownForCausalLM"]));
+    await fails(["generate", arch], path.join(arch, "config.json"), /unknown architecture "UnknownForCausalLM"/);
   });
 
   test("a tensor whose shape contradicts config.json", async () => {

@@ -11,12 +11,25 @@ import { perplexity } from "../../src/eval/perplexity.js";
 import { loadModel } from "../../src/models/load.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { DATA } from "../helpers.js";
+import { DATA, STORIES } from "../helpers.js";
 import { archDir, ARCHITECTURES, FAMILIES, goldenPrompt, greedy, maxAbsDiff, readGolden } from "./arch-helpers.js";
 
 const present = fs.existsSync(ARCHITECTURES) ? {} : { skip: "../shared/reference/architectures is missing" };
 
 after(releaseSessions);
+
+test("two models of one family and width but a tied and an untied head share no session by mistake", present, async () => {
+  const stories = loadModel(STORIES); // llama, hidden 64, vocab 512, tied head
+  const llama3 = loadModel(archDir("llama3")); // llama, hidden 64, vocab 512, untied head
+  try {
+    await stories.forward(Int32Array.of(1, 2, 3), 1, 3);
+    const g = readGolden("llama3");
+    assert.ok(maxAbsDiff(await llama3.forward(g.inputIds, g.B, g.T), g.logits) <= 1e-4);
+  } finally {
+    stories.close();
+    llama3.close();
+  }
+});
 
 for (const { name, tokenizer } of FAMILIES) {
   describe(`${name} against transformers`, present, () => {

@@ -62,7 +62,7 @@ describe("config.json → ModelConfig", needsShared, () => {
     rejects((c) => delete c.hidden_size, /field "hidden_size" is missing/);
     rejects((c) => (c.num_hidden_layers = "5"), /field "num_hidden_layers": .*expected number, received string/);
     rejects((c) => (c.vocab_size = -3), /field "vocab_size"/);
-    rejects((c) => (c.architectures = ["MambaForCausalLM"]), /unknown architecture "MambaForCausalLM" \(supported: LlamaForCausalLM, /);
+    rejects((c) => (c.architectures = ["UnknownForCausalLM"]), /unknown architecture "UnknownForCausalLM" \(supported: LlamaForCausalLM, /);
     rejects((c) => delete c.architectures, /field "architectures" is missing or not a list of names/);
     rejects((c) => (c.hidden_act = "gelu"), /hidden_act "gelu" is not supported/);
     rejects((c) => (c.num_key_value_heads = 3), /num_attention_heads \(8\) is not a multiple of num_key_value_heads \(3\)/);

@@ -1,6 +1,6 @@
 // Every family through the compression pipeline and back: SparseGPT 50 % (dense) and GPTQ 4-bit
 // g32 (compressed-tensors) on the tiny transformers checkpoints of
-// ../shared/reference/architectures, calibrated on 8 windows of 64 tokens. Each output has the
+// ../shared/reference/architectures, calibrated on 4 windows of 64 tokens. Each output has the
 // exact sparsity / every weight on its grid, keeps the checkpoint's tensor names (fused linears
 // stay fused), and reloads with the perplexity the in-memory result had.
 import assert from "node:assert/strict";
@@ -36,7 +36,7 @@ for (const { name } of FAMILIES) {
     const dir = archDir(name);
     const tok = TextTokenizer.load(dir);
     const calibText = fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 20000);
-    const batch = calibrationWindows(tok.encode(calibText), { nsamples: 8, seqlen: SEQLEN, sampling: "first", seed: 0 });
+    const batch = calibrationWindows(tok.encode(calibText), { nsamples: 4, seqlen: SEQLEN, sampling: "first", seed: 0 });
     const evalIds = tok.encode(fs.readFileSync(path.join(DATA, "tinystories", "test.txt"), "utf8").slice(0, 20000));
 
     for (const [method, { stage, format }] of Object.entries(STAGES)) {
@@ -45,7 +45,7 @@ for (const { name } of FAMILIES) {
         const base = loadModel(dir);
         const store = new CompressedStore(path.join(tempDir(), "store"));
         await compressModel(base, { stage: buildStage({ ...stage }, "test"), calibration: batch, store });
-        const inMemory = await perplexity(new CausalLM(base.config, store.over(base.weights), dir), evalIds, { seqlen: SEQLEN, limitWindows: 4 });
+        const inMemory = await perplexity(new CausalLM(base.config, store.over(base.weights), dir), evalIds, { seqlen: SEQLEN, limitWindows: 2 });
         const linears = Array.from({ length: base.numLayers }, (_, i) => base.linears(i)).flat();
         base.close();
 
@@ -55,7 +55,7 @@ for (const { name } of FAMILIES) {
           modelDir: dir,
           outDir: out,
           stages: [buildStage({ ...stage }, "test")],
-          calibration: { batch, info: { file: "calib.txt", sha256: "", tokens: 0, nsamples: 8, seqlen: SEQLEN, sampling: "first", seed: 0 } },
+          calibration: { batch, info: { file: "calib.txt", sha256: "", tokens: 0, nsamples: 4, seqlen: SEQLEN, sampling: "first", seed: 0 } },
           writer: writerFor(format),
         });
         const saved = SafetensorsModel.open(out);
@@ -80,7 +80,7 @@ for (const { name } of FAMILIES) {
               assert.deepEqual(dequantize(q.codes, q.grid, q.shape[1]!), w, `${l.name} on its grid`);
             }
           }
-          const reloaded = await perplexity(back, evalIds, { seqlen: SEQLEN, limitWindows: 4 });
+          const reloaded = await perplexity(back, evalIds, { seqlen: SEQLEN, limitWindows: 2 });
           assert.equal(reloaded.perplexity, inMemory.perplexity);
         } finally {
           back.close();

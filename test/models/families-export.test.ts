@@ -1,10 +1,11 @@
-// Every family exported: ONNX (onnxruntime greedy = topiary's greedy) and GGUF f16 (llama.cpp's
+// Every family exported: ONNX (onnxruntime greedy = topiary's greedy; transformers.js logits) and GGUF f16 (llama.cpp's
 // architecture name and tensor names; the file read back computes what topiary computes up to
 // f16 rounding; node-llama-cpp's greedy continuation equals topiary's on the same weights).
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, describe, test } from "node:test";
+import { AutoModelForCausalLM, env, Tensor } from "@huggingface/transformers";
 import { decode } from "../../src/eval/decode.js";
 import { OnnxDecoder } from "../../src/eval/onnx-decoder.js";
 import { exportGguf } from "../../src/export/gguf.js";
@@ -19,11 +20,58 @@ import { llamaCppGreedy, loadLlama } from "../export/llama-cpp.js";
 import { tempDir } from "../helpers.js";
 import { archDir, ARCHITECTURES, FAMILIES, goldenPrompt, greedy, maxAbsDiff, readGolden } from "./arch-helpers.js";
 
+env.allowRemoteModels = false;
+env.allowLocalModels = true;
+
 const present = fs.existsSync(ARCHITECTURES) ? {} : { skip: "../shared/reference/architectures is missing" };
 after(releaseSessions);
 
 /** llama.cpp architecture of each family's GGUF */
 const GGUF_ARCH: Record<string, string> = { llama3: "llama", qwen3: "qwen3", phi3: "phi3", gemma2: "gemma2", gemma3: "gemma3" };
+
+describe("GGUF tensor plans and metadata (independent of the vocabulary)", present, () => {
+  const plan = (name: string) => {
+    const m = loadModel(archDir(name));
+    try {
+      const gguf = m.family.gguf!;
+      const arch = gguf.arch(m.config);
+      return { arch, tensors: gguf.tensors(m.config, m.weights), meta: new Map(gguf.metadata(m.config, arch).map(([k, v]) => [k, (v as { value: unknown }).value])) };
+    } finally {
+      m.close();
+    }
+  };
+  test("llama3: llama, q/k permuted, llama3 rope scaling as rope_freqs, untied output", () => {
+    const p = plan("llama3");
+    assert.equal(p.arch, "llama");
+    assert.equal(p.tensors[0]!.name, "rope_freqs.weight");
+    assert.equal(p.tensors.find((t) => t.name === "blk.0.attn_q.weight")!.permuteHeads, 4);
+    assert.ok(p.tensors.some((t) => t.name === "output.weight"));
+    assert.equal(p.meta.get("llama.rope.freq_base"), 500000);
+  });
+  test("qwen3: qwen3, q/k norms, no permutation (NEOX rope)", () => {
+    const p = plan("qwen3");
+    assert.equal(p.arch, "qwen3");
+    assert.ok(p.tensors.some((t) => t.name === "blk.1.attn_q_norm.weight"));
+    assert.ok(p.tensors.some((t) => t.name === "blk.1.attn_k_norm.weight"));
+    assert.ok(p.tensors.every((t) => t.permuteHeads === null));
+    assert.equal(p.meta.get("qwen3.rope.freq_base"), 1000000);
+    assert.equal(p.meta.get("qwen3.attention.key_length"), 16);
+  });
+  test("phi3: fused attn_qkv and ffn_up", () => {
+    const p = plan("phi3");
+    assert.deepEqual(p.tensors.find((t) => t.name === "blk.0.attn_qkv.weight")!.shape, [192, 64]);
+    assert.deepEqual(p.tensors.find((t) => t.name === "blk.0.ffn_up.weight")!.shape, [320, 64]);
+    assert.equal(p.meta.get("phi3.rope.dimension_count"), 16);
+  });
+  test("gemma2: norms stored as 1 + w, softcaps and window in the metadata", () => {
+    const p = plan("gemma2");
+    const norm = p.tensors.find((t) => t.name === "blk.0.post_ffw_norm.weight")!;
+    assert.deepEqual(Array.from(norm.transform!(Float32Array.of(0, 0.5))), [1, 1.5]);
+    assert.equal(p.meta.get("gemma2.attn_logit_softcapping"), 50);
+    assert.equal(p.meta.get("gemma2.final_logit_softcapping"), 30);
+    assert.equal(p.meta.get("gemma2.attention.sliding_window"), 24);
+  });
+});
 
 for (const { name } of FAMILIES) {
   describe(`${name} exports`, present, () => {
@@ -31,7 +79,7 @@ for (const { name } of FAMILIES) {
     const g = readGolden(name);
     const prompt = goldenPrompt(g.greedyPromptIds);
 
-    test("ONNX fp32: logits and 24 greedy tokens with the KV cache equal topiary's", async () => {
+    test("ONNX fp32: logits and 24 greedy tokens with the KV cache equal topiary's; transformers.js logits too", async () => {
       const model = loadModel(dir);
       const out = path.join(tempDir(), "onnx");
       try {
@@ -46,6 +94,11 @@ for (const { name } of FAMILIES) {
           const opts = { maxNewTokens: 24, temperature: 0, topK: 0, topP: 1, stopIds: [], seed: 0 };
           const onnx = (await decode(dec, Int32Array.from(prompt), opts)).ids;
           assert.deepEqual(onnx, await greedy(model, prompt, 24));
+          // transformers.js (v4) loads the same folder by its model_type and computes the same logits
+          const tjs = await AutoModelForCausalLM.from_pretrained(out);
+          const res = (await tjs({ input_ids: new Tensor("int64", BigInt64Array.from(ids, BigInt), [1, T]), attention_mask: new Tensor("int64", new BigInt64Array(T).fill(1n), [1, T]) })) as { logits: Tensor };
+          assert.ok(maxAbsDiff(res.logits.data as Float32Array, own) < 1e-4, `transformers.js logits differ by ${maxAbsDiff(res.logits.data as Float32Array, own)}`);
+          await tjs.dispose();
         } finally {
           await dec.close();
         }
