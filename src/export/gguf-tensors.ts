@@ -16,6 +16,7 @@
 import { groupOf, type QuantGrid } from "../formats/compressed-linear.js";
 import { QK, QUANT_SIZES, QuantType } from "../formats/gguf/constants.js";
 import { packCodes, type PackableType } from "../formats/gguf/quants.js";
+import { gatherRows } from "../models/fused-layout.js";
 import { floatToHalf, halfToFloat } from "../tensor/dtype.js";
 
 export interface TypeChoice {
@@ -134,7 +135,7 @@ export interface CodesResult {
  * and the worst relative rounding is reported (it is 0 for scales saved as f16 or, within f16's
  * range, bf16).
  */
-export function packSourceCodes(type: QuantType.Q4_0 | QuantType.Q8_0, src: SourceCodes, rowsPermutedByHeads: number | null): CodesResult | string {
+export function packSourceCodes(type: QuantType.Q4_0 | QuantType.Q8_0, src: SourceCodes, rowsPermutedByHeads: number | null, rowOrder?: Int32Array): CodesResult | string {
   const [rows, cols] = src.shape as [number, number];
   const { grid } = src;
   if (src.shape.length !== 2 || cols % QK !== 0) return `shape [${src.shape.join(", ")}] has no whole ${QK}-column blocks`;
@@ -174,6 +175,10 @@ export function packSourceCodes(type: QuantType.Q4_0 | QuantType.Q8_0, src: Sour
   if (rowsPermutedByHeads !== null) {
     codes = permuteRows(codes, rows, rowsPermutedByHeads);
     scaleBits = permuteRows(scaleBits, rows, rowsPermutedByHeads);
+  }
+  if (rowOrder) {
+    codes = gatherRows(codes, rowOrder, cols);
+    scaleBits = gatherRows(scaleBits, rowOrder, blocksPerRow);
   }
   return { bytes: packCodes(type, codes, scaleBits), scaleRelError };
 }

@@ -15,6 +15,7 @@ import { writeGguf, type GgufTensorToWrite, type MetadataValue } from "../format
 import type { WeightSource } from "../formats/weights.js";
 import type { ModelConfig } from "../models/config.js";
 import type { GgufFamily, GgufTensorPlan } from "../models/family.js";
+import { gatherRows } from "../models/fused-layout.js";
 import { familyOf, SUPPORTED_ARCHITECTURES } from "../models/registry.js";
 import { chooseType, isOutputTensor, packSourceCodes, permuteRows } from "./gguf-tensors.js";
 import { TensorWarnings } from "./tensor-warnings.js";
@@ -161,7 +162,7 @@ function tensorData(t: PlannedTensor, type: PackableType, w: WeightSource, repor
   if (q && t.transform) {
     warnings.add(source, `re-quantized to ${QuantType[type]}, as llama.cpp stores it transformed`);
   } else if (q && (type === QuantType.Q4_0 || type === QuantType.Q8_0)) {
-    const r = packSourceCodes(type, q, t.permuteHeads);
+    const r = packSourceCodes(type, q, t.permuteHeads, t.rowOrder);
     if (typeof r !== "string") {
       report.fromCodes = true;
       report.scaleRelError = r.scaleRelError;
@@ -174,6 +175,7 @@ function tensorData(t: PlannedTensor, type: PackableType, w: WeightSource, repor
   let data = w.read(source);
   if (t.transform) data = t.transform(data);
   if (t.permuteHeads !== null) data = permuteRows(data, t.shape[0]!, t.permuteHeads);
+  if (t.rowOrder) data = gatherRows(data, t.rowOrder, t.shape.length === 2 ? cols : 1);
   if (type === QuantType.F16) {
     let over = 0;
     for (const v of data) if (Math.abs(v) > 65504) over++;

@@ -117,6 +117,11 @@ export interface GgufTensorPlan {
   shape: number[];
   /** q/k: rows permuted to ggml's rope layout within this many heads (also applied to codes) */
   permuteHeads: number | null;
+  /**
+   * Rows reordered: file row i = source row rowOrder[i] (BLOOM/GPT-NeoX query_key_value, per-head
+   * interleaved → q|k|v); applied to floats and to quantization codes alike, so codes are kept.
+   */
+  rowOrder?: Int32Array;
   /** generated data (rope_freqs) instead of a checkpoint tensor */
   generated?: Float32Array;
   /** float data → what llama.cpp stores (e.g. Gemma's norm w → 1 + w); forces re-quantization */

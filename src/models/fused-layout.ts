@@ -33,8 +33,10 @@ export function interleavedToConcatenatedRows(heads: number, headDim: number): I
   return order;
 }
 
+type Rows = Float32Array | Uint8Array | Int8Array | Uint16Array;
+
 /** Rows of [rows, cols] `data` taken in `order` (dest row i = source row order[i]); any element type. */
-export function gatherRows<T extends Float32Array | Uint8Array>(data: T, order: Int32Array, cols: number): T {
+export function gatherRows<T extends Rows>(data: T, order: Int32Array, cols: number): T {
   if (data.length !== order.length * cols) throw new Error(`gatherRows: ${data.length} values is not ${order.length}×${cols}`);
   const out = new (data.constructor as { new (n: number): T })(data.length);
   for (let i = 0; i < order.length; i++) out.set(data.subarray(order[i]! * cols, (order[i]! + 1) * cols), i * cols);

@@ -62,9 +62,7 @@ export function layerNormGguf<C extends ModelConfig>(spec: LayerNormGgufSpec<C>)
         const plan: GgufTensorPlan = { name, source, shape, permuteHeads: null };
         if (isQkv(source)) {
           // [heads, 3, headDim] rows → [3, heads, headDim] (convert_hf_to_gguf.py "re-format attention.linear_qkv")
-          const order = interleavedToConcatenatedRows(c.numHeads, c.headDim);
-          const cols = shape.length === 2 ? shape[1]! : 1;
-          plan.transform = (data) => gatherRows(data, order, cols);
+          plan.rowOrder = interleavedToConcatenatedRows(c.numHeads, c.headDim);
         }
         return plan;
       });

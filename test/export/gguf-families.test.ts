@@ -15,7 +15,7 @@ import { loadModel } from "../../src/models/load.js";
 import { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { oneLineError, topiary } from "../cli/run-cli.js";
-import { HAS_SHARED, needsShared, REFERENCE, STORIES, tempDir } from "../helpers.js";
+import { DATA, HAS_SHARED, needsShared, REFERENCE, STORIES, tempDir } from "../helpers.js";
 import { llamaCppGreedy, loadLlama } from "./llama-cpp.js";
 
 const llama = HAS_SHARED ? await loadLlama() : "../shared is not beside the repository";
@@ -105,6 +105,33 @@ for (const k of CASES) {
     });
   });
 }
+
+describe("GGUF q4_0 of a GPTQ-quantized BLOOM", needsShared, () => {
+  test("query_key_value keeps its codes through the q|k|v row reorder: the file holds exactly the quantized weights (up to f16 scales)", async () => {
+    const dir = path.join(tempDir("topiary-gguf-gptq-"), "bloom-gptq");
+    const calib = ["--calib", path.join(DATA, "tinystories", "calib.txt"), "--nsamples", "4", "--calib-seqlen", "64", "--calib-sampling", "first"];
+    const q = await topiary(["quantize", path.join(ARCH, "bloom"), "--method", "gptq", "--bits", "4", "--group-size", "32", "--sym", ...calib, "--out", dir]);
+    assert.equal(q.code, 0, q.stderr);
+    for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(path.join(STORIES, f), path.join(dir, f));
+    const model = loadModel(dir);
+    const out = path.join(path.dirname(dir), "bloom-q4_0.gguf");
+    const r = exportGguf({ config: model.config, weights: model.weights, dir }, { type: "q4_0", out });
+    const qkv = r.tensors.filter((t) => t.name.endsWith("attn_qkv.weight"));
+    assert.equal(qkv.length, 2);
+    for (const t of qkv) assert.ok(t.fromCodes, `${t.name} was re-quantized`);
+    const back = new GgufWeights(GgufFile.open(out));
+    for (let i = 0; i < 2; i++) {
+      const name = `transformer.h.${i}.self_attention.query_key_value.weight`;
+      const a = back.read(name);
+      const b = model.weights.read(name);
+      let worst = 0;
+      for (let j = 0; j < a.length; j++) worst = Math.max(worst, Math.abs(a[j]! - b[j]!) / Math.max(Math.abs(b[j]!), 1e-3));
+      assert.ok(worst < 1e-3, `${name}: relative difference ${worst}`);
+    }
+    back.close();
+    model.close();
+  });
+});
 
 describe("GGUF export of OPT", needsShared, () => {
   test("refused in one line (llama.cpp has no OPT architecture), nothing written", async () => {
