@@ -16,7 +16,7 @@ import type { ModelConfig } from "../models/config.js";
 import { EMBED_TOKENS, FINAL_NORM, inverseFrequencies, LAYER_TENSORS, layerPrefix, LM_HEAD } from "../models/llama.js";
 import { chooseType, isOutputTensor, packSourceCodes, permuteRows } from "./gguf-tensors.js";
 import { TensorWarnings } from "./tensor-warnings.js";
-import { llamaVocab, type GgufVocab } from "./gguf-vocab.js";
+import { ggufVocab, vocabMetadata, type GgufVocab } from "./gguf-vocab.js";
 
 /** `--type` values → the ggml type 2-D weights aim at, and the file type that names the mix. */
 export const GGUF_TYPES = {
@@ -130,7 +130,6 @@ function metadata(c: ModelConfig, arch: string, name: string, fileType: FileType
   const u32 = (key: string, value: number) => kv.push([archKey(key, arch), { type: ValueType.UINT32, value }]);
   const f32 = (key: string, value: number) => kv.push([archKey(key, arch), { type: ValueType.FLOAT32, value }]);
   const str = (key: string, value: string) => kv.push([archKey(key, arch), { type: ValueType.STRING, value }]);
-  const bool = (key: string, value: boolean) => kv.push([key, { type: ValueType.BOOL, value }]);
   str(Keys.General.ARCHITECTURE, arch);
   str(Keys.General.TYPE, "model");
   str(Keys.General.NAME, name);
@@ -153,18 +152,7 @@ function metadata(c: ModelConfig, arch: string, name: string, fileType: FileType
     str(Keys.Rope.SCALING_TYPE, "linear");
     f32(Keys.Rope.SCALING_FACTOR, c.ropeScaling.factor);
   }
-  str(Keys.Tokenizer.MODEL, vocab.model);
-  str(Keys.Tokenizer.PRE, "default");
-  kv.push([Keys.Tokenizer.LIST, { type: ValueType.ARRAY, itemType: ValueType.STRING, value: vocab.tokens }]);
-  kv.push([Keys.Tokenizer.SCORES, { type: ValueType.ARRAY, itemType: ValueType.FLOAT32, value: vocab.scores }]);
-  kv.push([Keys.Tokenizer.TOKEN_TYPE, { type: ValueType.ARRAY, itemType: ValueType.INT32, value: vocab.types }]);
-  if (vocab.bosId !== null) u32(Keys.Tokenizer.BOS_ID, vocab.bosId);
-  if (vocab.eosId !== null) u32(Keys.Tokenizer.EOS_ID, vocab.eosId);
-  if (vocab.unkId !== null) u32(Keys.Tokenizer.UNK_ID, vocab.unkId);
-  if (vocab.padId !== null) u32(Keys.Tokenizer.PAD_ID, vocab.padId);
-  bool(Keys.Tokenizer.ADD_BOS, vocab.addBos);
-  bool(Keys.Tokenizer.ADD_EOS, vocab.addEos);
-  bool(Keys.Tokenizer.ADD_PREFIX, vocab.addSpacePrefix);
+  kv.push(...vocabMetadata(vocab));
   return kv;
 }
 
@@ -177,7 +165,7 @@ export function exportGguf(src: ExportSource, opts: { type: GgufTypeName; out: s
   const arch = ggufArch(c);
   const warnings: string[] = [];
   if (c.slidingWindow !== null) warnings.push(`llama.cpp's llama architecture ignores the sliding window (${c.slidingWindow}): sequences longer than it attend further than the original model`);
-  const vocab = llamaVocab(src.dir, c.vocabSize, { bos: c.bosTokenId, eos: c.eosTokenIds[0] ?? null });
+  const vocab = ggufVocab(src.dir, c.vocabSize, { bos: c.bosTokenId, eos: c.eosTokenIds[0] ?? null });
   const plan = planTensors(c, w);
   const exported = new Set(plan.map((t) => t.source));
   const skipped = w.names().filter((n) => !exported.has(n) && !n.endsWith("rotary_emb.inv_freq"));

@@ -16,8 +16,6 @@ function byteChars(): string[] {
   return Array.from({ length: 256 }, (_, b) => String.fromCharCode(direct(b) ? b : 256 + n++));
 }
 const BYTE = byteChars();
-/** The byte-level token of a UTF-8 string ("é" → "Ã©"). */
-const bl = (s: string) => Array.from(new TextEncoder().encode(s), (b) => BYTE[b]!).join("");
 
 /** A tokenizer folder: the 256 byte tokens (id = byte), then one token per merge, then added tokens. */
 function writeTokenizer(preTokenizer: unknown, merges: [string, string][], opts: { normalizer?: unknown; added?: string[] } = {}): string {
