@@ -88,9 +88,13 @@ const VARIANTS: Variant[] = [
 function storiesWithTokenizer(v: Variant): string {
   const dir = copyStories(path.join(root, v.name));
   const src = path.join(REFERENCE, "architectures", v.from);
-  const tj = JSON.parse(fs.readFileSync(path.join(src, "tokenizer.json"), "utf8")) as Json;
-  for (const change of v.changes ?? []) change(tj);
-  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tj));
+  if (v.changes) {
+    const tj = JSON.parse(fs.readFileSync(path.join(src, "tokenizer.json"), "utf8")) as Json;
+    for (const change of v.changes) change(tj);
+    fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tj));
+  } else {
+    fs.copyFileSync(path.join(src, "tokenizer.json"), path.join(dir, "tokenizer.json")); // same bytes: topiary's token cache applies
+  }
   fs.copyFileSync(path.join(src, "tokenizer_config.json"), path.join(dir, "tokenizer_config.json"));
   return dir;
 }
@@ -100,7 +104,9 @@ describe("byte-level GGUF vocabularies in llama.cpp (node-llama-cpp)", { skip },
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
   for (const v of VARIANTS) {
-    test(`${v.name}: tokenizer.ggml.pre "${v.pre}"; llama.cpp's ids equal topiary's (whole test text, ${EDGE_CASES.length} edge cases)`, async () => {
+    // the reference tokenizers on the whole text; the changed ones (encoded afresh) on its first 20 000 characters
+    const sample = v.changes ? text.slice(0, 20_000) : text;
+    test(`${v.name}: tokenizer.ggml.pre "${v.pre}"; llama.cpp's ids equal topiary's (${v.changes ? "20 000 characters of" : "whole"} test text, ${EDGE_CASES.length} edge cases)`, async () => {
       const dir = storiesWithTokenizer(v);
       const lm = loadModel(dir);
       const file = path.join(dir, "model.gguf");
@@ -118,13 +124,13 @@ describe("byte-level GGUF vocabularies in llama.cpp (node-llama-cpp)", { skip },
       } finally {
         g.close();
       }
-      const texts = [text, ...EDGE_CASES];
+      const texts = [sample, ...EDGE_CASES];
       const theirs = await llamaCppTokenizeAll(llama as Exclude<typeof llama, string>, file, texts);
       assert.equal(theirs.addsBos, tok.addBos, "llama.cpp prepends BOS when topiary does");
       if (tok.addBos) assert.equal(theirs.bos, tok.bosId);
       texts.forEach((t, i) => {
         const ours = Array.from(tok.encode(t)).slice(tok.addBos ? 1 : 0);
-        if (i === 0) assert.ok(ours.length > 200_000);
+        if (i === 0) assert.ok(ours.length > (v.changes ? 8_000 : 200_000));
         assert.deepEqual(theirs.ids[i], ours, JSON.stringify(t.slice(0, 40)));
       });
     });
