@@ -238,7 +238,7 @@ export function bpeVocab(dir: string, vocabSize: number, fallbackIds: { bos: num
   const norm = tj.normalizer;
   if (norm && norm.type !== "NFC") throw refuse(`normalizer ${norm.type ?? "?"} has no counterpart in llama.cpp`);
   const pre = llamaCppPre(tj);
-  if (pre.startsWith("!")) throw refuse(pre.slice(1));
+  if (typeof pre !== "string") throw refuse(pre.refused);
 
   const { tokens, idOf } = tokensById(file, tj, vocabSize);
   const added = new Map((tj.added_tokens ?? []).map((a) => [a.id, a.special === true]));
@@ -259,12 +259,13 @@ export function bpeVocab(dir: string, vocabSize: number, fallbackIds: { bos: num
   };
 }
 
-/** The llama.cpp pre-tokenizer name for a byte-level tokenizer.json, or "!" + why there is none. */
-function llamaCppPre(tj: TokenizerJson): string {
+/** The llama.cpp pre-tokenizer name for a byte-level tokenizer.json, or why there is none. */
+function llamaCppPre(tj: TokenizerJson): string | { refused: string } {
   const layout = byteLevelLayout(tj);
-  if (typeof layout === "string") return `!${layout}`;
+  if (typeof layout === "string") return { refused: layout };
   const ignoreMerges = tj.model?.ignore_merges === true;
-  const plain = (name: string) => (ignoreMerges ? `!model.ignore_merges is set, which llama.cpp's "${name}" does not do` : name);
+  // only llama.cpp's Llama 3 pre-tokenizers take a whole piece found in the vocabulary as one token
+  const plain = (name: string) => (ignoreMerges ? { refused: `model.ignore_merges is set, which llama.cpp's "${name}" does not do` } : name);
   if (layout.kind === "gpt2") return plain("gpt-2");
   if (layout.kind === "digits+gpt2") return plain("smollm");
   if (layout.regex === "llama3") return ignoreMerges ? "llama-bpe" : "smaug-bpe";
