@@ -1,5 +1,7 @@
-// Byte-level BPE vocabularies in GGUF, tokenized by llama.cpp (node-llama-cpp's prebuilt CPU
-// binary) and by topiary: equal ids for the whole TinyStories test text and for edge cases.
+// The reference architectures' vocabularies in GGUF — byte-level BPE ("gpt2") and, for phi3 /
+// gemma2 / gemma3, stories260K's sentencepiece-style BPE ("llama") — tokenized by llama.cpp
+// (node-llama-cpp's prebuilt CPU binary) and by topiary: equal ids for the whole TinyStories test
+// text and for edge cases.
 // The model is stories260K (vocab 512) with a 512-token byte-level tokenizer put in its folder —
 // the reference architectures' GPT-2, OPT, Qwen and Llama 3 tokenizers, and variants of them with
 // BLOOM's and SmolLM's pre-tokenizers, Llama 3's ignore_merges, and changed merges that make every
@@ -33,7 +35,7 @@ const EDGE_CASES = [
 ];
 
 type Json = Record<string, unknown>;
-type Variant = { name: string; from: string; pre: string; changes?: ((tj: Json) => void)[] };
+type Variant = { name: string; from: string; pre: string; model?: "llama"; changes?: ((tj: Json) => void)[] };
 const model = (tj: Json) => tj.model as { vocab: Record<string, number>; merges: [string, string][]; ignore_merges?: boolean };
 
 // Changes that make the pre-tokenizers' differences show in the ids: the reference vocabularies
@@ -75,6 +77,8 @@ const VARIANTS: Variant[] = [
   { name: "opt", from: "opt", pre: "gpt-2" }, // GPT-2's tokenizer, </s> in front
   { name: "qwen3", from: "qwen3", pre: "qwen2" },
   { name: "llama3", from: "llama3", pre: "smaug-bpe" }, // the reference file has ignore_merges: false
+  // phi3, gemma2, gemma3: stories260K's sentencepiece-style BPE, a "llama" vocabulary (bloom and gpt_neox have gpt2's files)
+  { name: "gemma2", from: "gemma2", pre: "default", model: "llama" },
   // with the changes, a wrong name (any other in this list) gives other ids
   { name: "gpt2-merges", from: "gpt2", pre: "gpt-2", changes: [mergeDigits, mergeQuoteT] },
   { name: "smollm-digits", from: "gpt2", pre: "smollm", changes: [digitsFirst, mergeDigits, mergeQuoteT] },
@@ -99,7 +103,7 @@ function storiesWithTokenizer(v: Variant): string {
   return dir;
 }
 
-describe("byte-level GGUF vocabularies in llama.cpp (node-llama-cpp)", { skip }, () => {
+describe("GGUF vocabularies of the reference tokenizers in llama.cpp (node-llama-cpp)", { skip }, () => {
   const text = HAS_SHARED ? fs.readFileSync(path.join(DATA, "tinystories", "test.txt"), "utf8") : "";
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -118,7 +122,7 @@ describe("byte-level GGUF vocabularies in llama.cpp (node-llama-cpp)", { skip },
       const g = GgufFile.open(file);
       const tok = TextTokenizer.load(dir);
       try {
-        assert.equal(g.get("tokenizer.ggml.model"), "gpt2");
+        assert.equal(g.get("tokenizer.ggml.model"), v.model ?? "gpt2");
         assert.equal(g.get("tokenizer.ggml.pre"), v.pre);
         assert.equal(g.get("tokenizer.ggml.add_bos_token"), tok.addBos);
       } finally {
