@@ -19,7 +19,7 @@ import { gatherRows } from "../models/fused-layout.js";
 import { familyOf, SUPPORTED_ARCHITECTURES } from "../models/registry.js";
 import { chooseType, isOutputTensor, packSourceCodes, permuteRows } from "./gguf-tensors.js";
 import { TensorWarnings } from "./tensor-warnings.js";
-import { llamaVocab, type GgufVocab } from "./gguf-vocab.js";
+import { ggufVocab, vocabMetadata, type GgufVocab } from "./gguf-vocab.js";
 
 /** `--type` values → the ggml type 2-D weights aim at, and the file type that names the mix. */
 export const GGUF_TYPES = {
@@ -91,7 +91,6 @@ function metadata(c: ModelConfig, gguf: GgufFamily, arch: string, name: string, 
   const kv: [string, MetadataValue][] = [];
   const u32 = (key: string, value: number) => kv.push([archKey(key, arch), { type: ValueType.UINT32, value }]);
   const str = (key: string, value: string) => kv.push([archKey(key, arch), { type: ValueType.STRING, value }]);
-  const bool = (key: string, value: boolean) => kv.push([key, { type: ValueType.BOOL, value }]);
   str(Keys.General.ARCHITECTURE, arch);
   str(Keys.General.TYPE, "model");
   str(Keys.General.NAME, name);
@@ -99,18 +98,7 @@ function metadata(c: ModelConfig, gguf: GgufFamily, arch: string, name: string, 
   u32(Keys.General.QUANTIZATION_VERSION, GGML_QUANT_VERSION);
   u32(Keys.General.ALIGNMENT, GGUF_DEFAULT_ALIGNMENT);
   kv.push(...gguf.metadata(c, arch));
-  str(Keys.Tokenizer.MODEL, vocab.model);
-  str(Keys.Tokenizer.PRE, "default");
-  kv.push([Keys.Tokenizer.LIST, { type: ValueType.ARRAY, itemType: ValueType.STRING, value: vocab.tokens }]);
-  kv.push([Keys.Tokenizer.SCORES, { type: ValueType.ARRAY, itemType: ValueType.FLOAT32, value: vocab.scores }]);
-  kv.push([Keys.Tokenizer.TOKEN_TYPE, { type: ValueType.ARRAY, itemType: ValueType.INT32, value: vocab.types }]);
-  if (vocab.bosId !== null) u32(Keys.Tokenizer.BOS_ID, vocab.bosId);
-  if (vocab.eosId !== null) u32(Keys.Tokenizer.EOS_ID, vocab.eosId);
-  if (vocab.unkId !== null) u32(Keys.Tokenizer.UNK_ID, vocab.unkId);
-  if (vocab.padId !== null) u32(Keys.Tokenizer.PAD_ID, vocab.padId);
-  bool(Keys.Tokenizer.ADD_BOS, vocab.addBos);
-  bool(Keys.Tokenizer.ADD_EOS, vocab.addEos);
-  bool(Keys.Tokenizer.ADD_PREFIX, vocab.addSpacePrefix);
+  kv.push(...vocabMetadata(vocab));
   return kv;
 }
 
@@ -122,7 +110,7 @@ export function exportGguf(src: ExportSource, opts: { type: GgufTypeName; out: s
   if (!spec) throw new Error(`unknown GGUF type "${opts.type}" (supported: ${Object.keys(GGUF_TYPES).join(", ")})`);
   const { gguf, arch } = ggufFamily(c);
   const warnings: string[] = [...(gguf.warnings?.(c) ?? [])];
-  const vocab = llamaVocab(src.dir, c.vocabSize, { bos: c.bosTokenId, eos: c.eosTokenIds[0] ?? null });
+  const vocab = ggufVocab(src.dir, c.vocabSize, { bos: c.bosTokenId, eos: c.eosTokenIds[0] ?? null });
   const plan = planTensors(c, w, gguf);
   const exported = new Set(plan.map((t) => t.source));
   const skipped = w.names().filter((n) => !exported.has(n) && !n.endsWith("rotary_emb.inv_freq"));

@@ -14,7 +14,7 @@ import type { QuantGrid } from "../formats/compressed-linear.js";
 import { writeAll, writeDirAtomic } from "../formats/atomic.js";
 import { quantizeToCodes, rtnQuantize } from "../compress/quant/grid.js";
 import { blockSizeFor, MATMULNBITS_BITS, packMatMulNBits } from "../formats/onnx/matmulnbits.js";
-import { AUX_FILES } from "../formats/hf-folder.js";
+import { copyAuxFiles } from "../formats/hf-folder.js";
 import { externalDataName, modelFileName, MS_DOMAIN, ONNX_SUBFOLDER, type ExportDtype } from "../formats/onnx/names.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { ModelConfig } from "../models/config.js";
@@ -335,11 +335,5 @@ function writeConfigFiles(dir: string, config: ModelConfig, sourceDir: string | 
   else delete jsConfig.use_external_data_format;
   raw["transformers.js_config"] = jsConfig;
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(raw, null, 2) + "\n");
-  if (!sourceDir) return;
-  for (const name of AUX_FILES) {
-    const src = path.join(sourceDir, name);
-    if (!fs.existsSync(src)) continue;
-    fs.copyFileSync(src, path.join(dir, name));
-    fs.chmodSync(path.join(dir, name), 0o644); // a read-only source stays editable in the export
-  }
+  if (sourceDir) copyAuxFiles(sourceDir, dir);
 }

@@ -1,12 +1,21 @@
 // tokenizer.json through @huggingface/tokenizers, with the BOS policy the papers' protocol needs:
 // a text is encoded whole, once, with BOS at the start only (when the model uses one).
+// Whether the model uses one follows transformers: tokenizer_config.json's add_bos_token when it
+// says, else what tokenizer.json's post-processor puts in front (OPT's </s>, Llama 3's
+// <|begin_of_text|>, Gemma's <bos>; GPT-2 and Qwen add nothing). Byte-level BPE (GPT-2's
+// ByteLevel, Llama 3 / Qwen's Split + ByteLevel, NFC) is the library's, except the pre-tokenizers
+// it gets wrong, rewritten first (byte-level.ts).
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { FormatError } from "../formats/errors.js";
 import { readJsonFile } from "../formats/json.js";
+import { correctPreTokenizers } from "./byte-level.js";
 import { cachedTokens } from "./token-cache.js";
+
+/** Names the pre-tokenizer corrections (byte-level.ts) in the token cache's key. */
+const PRE_TOKENIZER_FIXES = "bytelevel-whitespace,digits-unicode";
 
 export class TextTokenizer {
   private constructor(
@@ -26,15 +35,19 @@ export class TextTokenizer {
       throw new FormatError(file, "missing (topiary needs the model's Hugging Face tokenizer.json; slow sentencepiece-only tokenizers are not supported)");
     }
     const json = readJsonFile(file, "tokenizer");
-    const cfgFile = path.join(dir, "tokenizer_config.json");
-    const config = fs.existsSync(cfgFile) ? (readJsonFile(cfgFile, "tokenizer config") as Record<string, unknown>) : {};
+    if (!json || typeof json !== "object" || Array.isArray(json)) throw new FormatError(file, "is not a JSON object");
+    const config = readObject(path.join(dir, "tokenizer_config.json"), "tokenizer config");
+    // transformers ≥ 4.45 decodes without "clean-up" (" ," → ","), so decode(encode(t)) is t; the
+    // library still defaults to cleaning up
+    config.clean_up_tokenization_spaces ??= false;
     let tok: Tokenizer;
     try {
-      tok = new Tokenizer(json as object, config);
+      tok = new Tokenizer(correctPreTokenizers(json), config);
     } catch (e) {
       throw new FormatError(file, `cannot build the tokenizer (${(e as Error).message})`);
     }
-    const bosName = typeof config.bos_token === "string" ? config.bos_token : (config.bos_token as { content?: string } | undefined)?.content;
+    // special_tokens_map.json names the BOS token where an older tokenizer_config.json does not
+    const bosName = tokenContent(config.bos_token) ?? tokenContent(readObject(path.join(dir, "special_tokens_map.json"), "special tokens").bos_token);
     let bosId = bosName ? (tok.token_to_id(bosName) ?? null) : null;
     // What the post-processor does on its own: does it put a token in front?
     const plain = tok.encode("a", { add_special_tokens: false }).ids;
@@ -46,6 +59,7 @@ export class TextTokenizer {
       .createHash("sha256")
       .update(fs.readFileSync(file))
       .update(JSON.stringify(config))
+      .update(PRE_TOKENIZER_FIXES) // tokens cached before a fix are not reused
       .digest("hex")
       .slice(0, 16);
     return new TextTokenizer(tok, bosId, addBos, fingerprint, tok.get_vocab(true).size);
@@ -62,11 +76,27 @@ export class TextTokenizer {
     });
   }
 
+  /** Text of `ids` (byte-level tokens joined as bytes, then UTF-8; an incomplete character at the end is U+FFFD). */
   decode(ids: ArrayLike<number>, opts: { skipSpecial?: boolean } = {}): string {
+    if (ids.length === 0) return ""; // the library throws for an empty list
     return this.tok.decode(Array.from(ids), { skip_special_tokens: opts.skipSpecial ?? true });
   }
 
   tokenToId(token: string): number | undefined {
     return this.tok.token_to_id(token);
   }
+}
+
+function tokenContent(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  const content = (v as { content?: unknown } | null | undefined)?.content;
+  return typeof content === "string" ? content : null;
+}
+
+/** A JSON object from `file`, or {} when there is no such file. */
+function readObject(file: string, what: string): Record<string, unknown> {
+  if (!fs.existsSync(file)) return {};
+  const json = readJsonFile(file, what);
+  if (!json || typeof json !== "object" || Array.isArray(json)) throw new FormatError(file, "is not a JSON object");
+  return json as Record<string, unknown>;
 }

@@ -93,3 +93,14 @@ export async function llamaCppTokenize(llama: Llama, file: string, text: string)
     await model.dispose();
   }
 }
+
+/** What llama.cpp's tokenizer makes of a GGUF's vocabulary: each text's ids (no BOS), and its BOS policy. */
+export async function llamaCppTokenizeAll(llama: Llama, file: string, texts: readonly string[]): Promise<{ ids: number[][]; bos: number | null; addsBos: boolean }> {
+  const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+  try {
+    const ids = texts.map((text) => model.tokenize(text, false).map(Number));
+    return { ids, bos: model.tokens.bos === null ? null : Number(model.tokens.bos), addsBos: model.tokens.shouldPrependBosToken };
+  } finally {
+    await model.dispose();
+  }
+}

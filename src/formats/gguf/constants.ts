@@ -228,6 +228,10 @@ export const Keys = {
     ADD_BOS: "tokenizer.ggml.add_bos_token",
     ADD_EOS: "tokenizer.ggml.add_eos_token",
     ADD_PREFIX: "tokenizer.ggml.add_space_prefix",
+    MERGES: "tokenizer.ggml.merges",
+    CHAT_TEMPLATE: "tokenizer.chat_template",
+    /** names of the templates besides the default one, each at `tokenizer.chat_template.NAME` */
+    CHAT_TEMPLATES: "tokenizer.chat_templates",
   },
 } as const;
 
