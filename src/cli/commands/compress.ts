@@ -30,7 +30,7 @@ export function registerCompress(program: Command): void {
     const calibration = needsCalibration ? loadCalibration(o, model, TextTokenizer.load(dir)) : null;
     model.close();
     await runJobWithProgress(
-      { modelDir: dir, outDir: o.out, overwrite: o.overwrite, stages, calibration, writer },
+      { modelDir: dir, outDir: o.out, overwrite: o.overwrite, restart: o.restart, stages, calibration, writer },
       stages.map((s) => s.method),
       Boolean(o.json),
     );
