@@ -12,10 +12,12 @@
 // Target: every command ≤ 6 GB. Outputs are deleted after each command, the checkpoint at the end.
 //
 //   node scripts/tuned.mjs bench/memory.ts [--shape 7b|tinyllama|both] [--layers N] [--dir DIR]
-//                                          [--only eval,generate,prune,export]
+//                                          [--only eval,generate,prune,export] [--parallel]
 // --layers overrides the depth (a 4-layer 7B-wide model is a quick check of the code paths);
-// --dir: where the temporary checkpoint goes (default: the OS temp dir; check `df -h` first).
-import { execFileSync } from "node:child_process";
+// --dir: where the temporary checkpoint goes (default: the OS temp dir; check `df -h` first);
+// --parallel: eval + generate, export and prune run side by side (peak RSS is per process, so
+// the figures hold; wall times then include the contention).
+import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -28,6 +30,7 @@ const opt = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1
 const SHAPES = opt("--shape") ?? "both";
 const LAYERS = opt("--layers") ? Number(opt("--layers")) : undefined;
 const ONLY = (opt("--only") ?? "eval,generate,prune,export").split(",");
+const PARALLEL = args.includes("--parallel");
 const REPO = path.resolve(import.meta.dirname, "..");
 const TARGET_BYTES = 6e9;
 
@@ -55,7 +58,7 @@ const log = (m: string) => process.stderr.write(`[${((performance.now() - t0) / 
 const gb = (b: number) => (b / 1e9).toFixed(2);
 
 /** Writes the shape as an fp16 Hugging Face folder with a tokenizer of its vocabulary size. */
-function writeCheckpoint(dir: string, shape: SyntheticShape): { bytes: number; float32Bytes: number } {
+function writeCheckpoint(dir: string, shape: SyntheticShape): void {
   const { weights } = syntheticModel(shape, 1);
   fs.mkdirSync(dir);
   writeDenseSafetensors(dir, weights, () => "F16");
@@ -63,8 +66,17 @@ function writeCheckpoint(dir: string, shape: SyntheticShape): { bytes: number; f
   fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tokenizer));
   fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify(config, null, 2) + "\n");
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...shape, torch_dtype: "float16" }, null, 2) + "\n");
+}
+
+function checkpointSize(dir: string, shape: SyntheticShape): { bytes: number; float32Bytes: number } {
+  const { weights } = syntheticModel(shape, 1);
   const params = weights.names().reduce((a, n) => a + weights.shape(n).reduce((x, y) => x * y, 1), 0);
   return { bytes: fs.statSync(path.join(dir, "model.safetensors")).size, float32Bytes: params * 4 };
+}
+
+if (args[0] === "--write-checkpoint") {
+  writeCheckpoint(args[1]!, JSON.parse(args[2]!));
+  process.exit(0);
 }
 
 /** Lower-case words from a fixed generator: text the synthetic tokenizer cuts into many tokens. */
@@ -92,16 +104,25 @@ interface Row {
 }
 
 /** Runs `topiary …` under GNU time; returns its peak RSS and wall time. */
-function measure(model: string, command: string, topiaryArgs: string[]): Row {
-  const timeFile = path.join(tmp, "time.txt");
+async function measure(model: string, command: string, topiaryArgs: string[]): Promise<Row> {
+  const timeFile = path.join(tmp, `time-${topiaryArgs[0]}.txt`);
   log(`${model}: topiary ${topiaryArgs.join(" ")}`);
   // run through scripts/tuned.mjs, the environment has the malloc settings, so bin/topiary.js does
   // not re-run itself and GNU time's child is the process that does the work (without them the
   // re-run child is waited for by its parent, and ru_maxrss still covers it)
-  execFileSync("/usr/bin/time", ["-f", "%M %e", "-o", timeFile, process.execPath, path.join(REPO, "bin", "topiary.js"), ...topiaryArgs], {
-    cwd: REPO,
-    env: { ...process.env, CI: "1" },
-    stdio: ["ignore", "inherit", "inherit"],
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile("/usr/bin/time", ["-f", "%M %e", "-o", timeFile, process.execPath, path.join(REPO, "bin", "topiary.js"), ...topiaryArgs], {
+      cwd: REPO,
+      env: { ...process.env, CI: "1" },
+      maxBuffer: 1 << 30,
+    }, (err, stdout) => {
+      if (err) reject(err);
+      else {
+        process.stdout.write(stdout.slice(0, 1000));
+        resolve();
+      }
+    });
+    child.stderr?.pipe(process.stderr);
   });
   const [kb, secs] = fs.readFileSync(timeFile, "utf8").trim().split("\n").pop()!.split(" ").map(Number) as [number, number];
   const row = { model, command, peakRssBytes: kb * 1024, seconds: secs };
@@ -120,26 +141,36 @@ for (const [label, shape] of shapes) {
   const name = `${label} shape, ${shape.num_hidden_layers} layers`;
   const dir = path.join(tmp, "model");
   const t1 = performance.now();
-  const { bytes, float32Bytes } = writeCheckpoint(dir, shape);
+  // in a child process: the conversion buffers would otherwise stay in this one's heap
+  execFileSync(process.execPath, ["--import", "tsx", import.meta.filename, "--write-checkpoint", dir, JSON.stringify(shape)], { cwd: REPO, stdio: "inherit" });
+  const { bytes, float32Bytes } = checkpointSize(dir, shape);
   log(`${name}: wrote ${gb(bytes)} GB of fp16 safetensors (${gb(float32Bytes)} GB as float32) in ${((performance.now() - t1) / 1000).toFixed(0)} s`);
   const out = path.join(tmp, "out");
-  if (ONLY.includes("eval")) rows.push(measure(name, "eval, 2 × 512 tokens", ["eval", dir, "--data", text, "--seqlen", "512", "--limit-windows", "2", "--json"]));
-  if (ONLY.includes("generate")) {
-    rows.push(measure(name, "generate, 2 new tokens", ["generate", dir, "--prompt", "abc def ghi", "--max-new-tokens", "2", "--temperature", "0", "--json"]));
-  }
-  if (ONLY.includes("export")) {
-    rows.push(measure(name, "export GGUF q4_0", ["export", dir, "--to", "gguf", "--type", "q4_0", "--out", `${out}.gguf`]));
-    fs.rmSync(`${out}.gguf`, { force: true });
-  }
-  if (ONLY.includes("prune")) {
-    rows.push(
-      measure(name, "prune SparseGPT 50 %, 2 × 512 calibration", [
-        "prune", dir, "--method", "sparsegpt", "--sparsity", "0.5", "--calib", text, "--nsamples", "2", "--calib-seqlen", "512",
-        "--calib-sampling", "first", "--format", "compressed-tensors", "--out", out, "--json",
-      ]),
-    );
-    fs.rmSync(out, { recursive: true, force: true });
-  }
+  const groups: (() => Promise<void>)[] = [
+    async () => {
+      if (ONLY.includes("eval")) rows.push(await measure(name, "eval, 2 × 512 tokens", ["eval", dir, "--data", text, "--seqlen", "512", "--limit-windows", "2", "--json"]));
+      if (ONLY.includes("generate")) {
+        rows.push(await measure(name, "generate, 2 new tokens", ["generate", dir, "--prompt", "abc def ghi", "--max-new-tokens", "2", "--temperature", "0", "--json"]));
+      }
+    },
+    async () => {
+      if (!ONLY.includes("export")) return;
+      rows.push(await measure(name, "export GGUF q4_0", ["export", dir, "--to", "gguf", "--type", "q4_0", "--out", `${out}.gguf`]));
+      fs.rmSync(`${out}.gguf`, { force: true });
+    },
+    async () => {
+      if (!ONLY.includes("prune")) return;
+      rows.push(
+        await measure(name, "prune SparseGPT 50 %, 2 × 512 calibration", [
+          "prune", dir, "--method", "sparsegpt", "--sparsity", "0.5", "--calib", text, "--nsamples", "2", "--calib-seqlen", "512",
+          "--calib-sampling", "first", "--format", "compressed-tensors", "--out", out, "--json",
+        ]),
+      );
+      fs.rmSync(out, { recursive: true, force: true });
+    },
+  ];
+  if (PARALLEL) await Promise.all(groups.map((g) => g()));
+  else for (const g of groups) await g();
   fs.rmSync(dir, { recursive: true, force: true });
   rows.push({ model: name, command: "(float32 weights, for scale)", peakRssBytes: float32Bytes, seconds: NaN });
 }
