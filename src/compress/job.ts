@@ -102,8 +102,9 @@ export async function runCompression(job: CompressionJob): Promise<CompressionSu
 
   try {
     let weights: WeightSource = base.weights;
-    let inputsFile: string | null = saved?.inputs ?? null;
+    let inputsFile: string | null = null;
     for (const [k, stage] of job.stages.entries()) {
+      if (saved && k === saved.stage) inputsFile = saved.inputs;
       const store = openStageStore(out, k, saved);
       stores.push(store);
       const done = saved && k <= saved.stage ? saved.reports[k] ?? [] : [];

@@ -24,7 +24,7 @@ function topiary(args: string[], killAt?: string): Promise<Run> {
   delete env.TOPIARY_TEST_KILL_AT;
   if (killAt) env.TOPIARY_TEST_KILL_AT = killAt;
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(REPO, "bin", "topiary.js"), ...args], { cwd: REPO, env, timeout: 60_000 }, (err, _stdout, stderr) => {
+    execFile(process.execPath, [path.join(REPO, "bin", "topiary.js"), ...args], { cwd: REPO, env, timeout: 300_000 }, (err, _stdout, stderr) => {
       const e = err as (Error & { code?: number; signal?: NodeJS.Signals }) | null;
       resolve({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stderr });
     });
@@ -112,6 +112,32 @@ describe("resuming a killed compression job", () => {
     assert.deepEqual(digests(resumed), want);
     assert.deepEqual(results(resumed), results(fresh));
     assert.deepEqual(fs.readdirSync(work).sort(), ["fresh", "resumed"], "no work folder or temporary is left");
+  });
+});
+
+describe("resuming a two-stage recipe", () => {
+  it("resumes inside the second stage (SparseGPT → GPTQ) with byte-identical files", async () => {
+    const { dir: model } = await syntheticFolder(128, 2, 512);
+    const { tokenizer, config } = syntheticTokenizer(512);
+    fs.writeFileSync(path.join(model, "tokenizer.json"), JSON.stringify(tokenizer));
+    fs.writeFileSync(path.join(model, "tokenizer_config.json"), JSON.stringify(config));
+    const work = tempDir();
+    const calib = path.join(work, "calib.txt");
+    fs.writeFileSync(calib, Array.from({ length: 1500 }, (_, i) => "etaoinshrdlu".slice(i % 9, (i % 9) + 1 + (i % 3))).join(" "));
+    const recipe = path.join(work, "recipe.yaml");
+    fs.writeFileSync(recipe, "stages:\n  - method: sparsegpt\n    sparsity: 0.5\n  - method: gptq\n    bits: 4\n    group_size: 32\n");
+    const job = (out: string) => ["compress", model, "--recipe", recipe, "--calib", calib, "--nsamples", "4", "--calib-seqlen", "64", "--calib-sampling", "first", "--out", path.join(work, out)];
+
+    // the 3rd commit is stage 2's first layer
+    let r = await topiary(job("resumed"), "layer-committed#3");
+    assert.equal(r.signal, "SIGKILL", r.stderr);
+    r = await topiary(job("resumed"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /topiary: resumed at layer 1\/2 of stage 2\/2 \(gptq\): stage 1 and layer 1 restored/);
+    r = await topiary(job("fresh"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(digests(path.join(work, "resumed")), digests(path.join(work, "fresh")));
+    assert.deepEqual(results(path.join(work, "resumed")), results(path.join(work, "fresh")));
   });
 });
 
