@@ -9,10 +9,11 @@
 //   generate  a 4-token prompt, 2 new tokens (greedy, KV cache)
 //   prune     SparseGPT 50 %, 2 calibration windows of 512 tokens, written as compressed-tensors
 //   export    GGUF q4_0
+//   onnx      ONNX fp16 export (only when named in --only)
 // Target: every command ≤ 6 GB. Outputs are deleted after each command, the checkpoint at the end.
 //
 //   node scripts/tuned.mjs bench/memory.ts [--shape 7b|tinyllama|both] [--layers N] [--dir DIR]
-//                                          [--only eval,generate,prune,export] [--parallel]
+//                                          [--only eval,generate,prune,export,onnx] [--parallel]
 // --layers overrides the depth (a 4-layer 7B-wide model is a quick check of the code paths);
 // --dir: where the temporary checkpoint goes (default: the OS temp dir; check `df -h` first);
 // --parallel: eval + generate, export and prune run side by side (peak RSS is per process, so
@@ -154,9 +155,14 @@ for (const [label, shape] of shapes) {
       }
     },
     async () => {
-      if (!ONLY.includes("export")) return;
-      rows.push(await measure(name, "export GGUF q4_0", ["export", dir, "--to", "gguf", "--type", "q4_0", "--out", `${out}.gguf`]));
-      fs.rmSync(`${out}.gguf`, { force: true });
+      if (ONLY.includes("export")) {
+        rows.push(await measure(name, "export GGUF q4_0", ["export", dir, "--to", "gguf", "--type", "q4_0", "--out", `${out}.gguf`]));
+        fs.rmSync(`${out}.gguf`, { force: true });
+      }
+      if (ONLY.includes("onnx")) {
+        rows.push(await measure(name, "export ONNX fp16", ["export", dir, "--to", "onnx", "--type", "fp16", "--out", `${out}-onnx`]));
+        fs.rmSync(`${out}-onnx`, { recursive: true, force: true });
+      }
     },
     async () => {
       if (!ONLY.includes("prune")) return;

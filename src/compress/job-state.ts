@@ -30,10 +30,11 @@ export interface CompressionProgress {
 
 export function compressionManifest(job: CompressionJob): JobManifest {
   const inputs: Record<string, string> = {};
-  // every file of the model folder: weights, config, and the tokenizer the calibration ids came from
+  // every file of the model folder topiary reads: weights, configs, tokenizer (the calibration ids
+  // came from it); not other formats lying beside them (pytorch_model.bin, *.gguf, onnx/)
   for (const f of fs.readdirSync(job.modelDir).sort()) {
     const file = path.join(job.modelDir, f);
-    if (fs.statSync(file).isFile()) inputs[`model file ${f}`] = sha256OfFile(file);
+    if (/\.(safetensors|json)$|^tokenizer\.model$/.test(f) && fs.statSync(file).isFile()) inputs[`model file ${f}`] = sha256OfFile(file);
   }
   const batch = job.calibration?.batch;
   inputs["calibration"] = batch ? `${batch.nsamples}x${batch.seqlen}:${sha256OfBytes(batch.ids)}` : "none";
