@@ -9,7 +9,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { manifestChange, type JobManifest } from "../../src/compress/resume.js";
+import { manifestChange, ResumableOutput, workFolderOf, type JobManifest } from "../../src/compress/resume.js";
 import { syntheticTokenizer } from "../../src/tokenizer/synthetic.js";
 import { REPO, syntheticFolder, tempDir } from "../helpers.js";
 
@@ -164,5 +164,37 @@ describe("manifestChange", () => {
     assert.equal(edit((m) => ((m.recipe as { stages: object[] }).stages[0] = { method: "wanda", sparsity: 0.5 })), 'the recipe changed (stages[0].method: "sparsegpt" → "wanda")');
     assert.equal(edit((m) => (m.recipe as { stages: object[] }).stages.push({ method: "gptq" })), 'the recipe changed (stages[1].method: unset → "gptq")');
     assert.equal(edit((m) => (m.job = "recovery")), "it was a compression job, this is a recovery job");
+  });
+});
+
+describe("ResumableOutput", () => {
+  const manifest: JobManifest = { job: "test", versions: { topiary: "0.1.0" }, inputs: {}, recipe: { steps: 3 } };
+
+  it("restores the last commit, starts over with restart, and refuses a folder a live process holds", () => {
+    const out = path.join(tempDir(), "out");
+    const first = ResumableOutput.open<{ step: number }>(out, manifest);
+    assert.equal(first.restored, null);
+    first.commit({ step: 1 });
+    first.commit({ step: 2 });
+    fs.writeFileSync(path.join(first.dir, "half-written.bin"), "x"); // an output file of the killed run
+
+    // the process "died": a rerun of the same job resumes at the last commit and drops other files
+    fs.writeFileSync(path.join(first.dir, ".topiary-resume", "lock"), "999999999");
+    const second = ResumableOutput.open<{ step: number }>(out, manifest);
+    assert.deepEqual(second.restored, { step: 2 });
+    assert.deepEqual(fs.readdirSync(second.dir), [".topiary-resume"]);
+
+    // held by a live process (the test runner's parent stands in for another topiary)
+    fs.writeFileSync(path.join(second.dir, ".topiary-resume", "lock"), String(process.ppid));
+    assert.throws(() => ResumableOutput.open(out, manifest), /another topiary process \(pid \d+\) is writing this output/);
+    fs.writeFileSync(path.join(second.dir, ".topiary-resume", "lock"), "999999999");
+
+    assert.equal(ResumableOutput.open(out, manifest, { restart: true }).restored, null);
+    const last = ResumableOutput.open<{ step: number }>(out, manifest);
+    assert.equal(last.restored, null, "restart discarded the saved progress");
+    fs.writeFileSync(path.join(last.dir, "model.bin"), "done");
+    last.finish();
+    assert.deepEqual(fs.readdirSync(out), ["model.bin"]);
+    assert.ok(!fs.existsSync(workFolderOf(out)));
   });
 });
