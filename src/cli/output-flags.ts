@@ -1,4 +1,4 @@
-// --format / --dtype, shared by prune, quantize and compress.
+// --format / --dtype / --restart, shared by prune, quantize and compress.
 import type { Command } from "commander";
 import { writerFor, type OutputFormat, type OutputWriter } from "../compress/job.js";
 import type { FloatDtype } from "../formats/hf-folder.js";
@@ -10,6 +10,7 @@ const DTYPES: Record<string, FloatDtype> = { fp32: "F32", float32: "F32", fp16: 
 export interface OutputFlags {
   format: string;
   dtype?: string;
+  restart?: boolean;
 }
 
 export function addOutputOptions(cmd: Command, defaultFormat: OutputFormat): Command {
@@ -19,7 +20,8 @@ export function addOutputOptions(cmd: Command, defaultFormat: OutputFormat): Com
       "dense (plain safetensors) | compressed-tensors (pack-quantized for quantized models, sparse bitmasks for pruned ones) | pack-quantized | sparse-bitmask | sparse-24-bitmask",
       defaultFormat,
     )
-    .option("--dtype <t>", "float dtype of the written tensors: fp32 | fp16 | bf16 (default: the source's; fp32 for dense quantized weights)");
+    .option("--dtype <t>", "float dtype of the written tensors: fp32 | fp16 | bf16 (default: the source's; fp32 for dense quantized weights)")
+    .option("--restart", "discard the progress an interrupted run of this --out saved, instead of resuming it");
 }
 
 export function writerFromFlags(flags: OutputFlags): OutputWriter {

@@ -8,6 +8,15 @@ export async function runJobWithProgress(job: Omit<CompressionJob, "onLayer" | "
   const summary = await runCompression({
     ...job,
     warn: (m) => process.stderr.write(`${bar ? "\n" : ""}topiary: warning: ${m}\n`),
+    // said on every terminal or log, not only in the progress bar: work was skipped
+    onResume: (r) => {
+      // i/N counts completed layers, as the progress bar does
+      const where = r.stages > 1 ? ` of stage ${r.stage + 1}/${r.stages} (${methods[r.stage]})` : "";
+      const restored = [r.stage > 0 ? `stage${r.stage > 1 ? "s" : ""} 1${r.stage > 1 ? `–${r.stage}` : ""}` : "", r.layer > 0 ? `layer${r.layer > 1 ? `s 1–${r.layer}` : " 1"}` : ""]
+        .filter(Boolean)
+        .join(" and ");
+      process.stderr.write(`topiary: resumed at layer ${r.layer}/${r.layers}${where}: ${restored || "nothing"} restored from the interrupted run (--restart discards it)\n`);
+    },
     onLayer: (stage, p) => {
       if (stage !== barStage) {
         bar?.stop();

@@ -1,11 +1,12 @@
 // A whole compression run, as `topiary prune | quantize | compress` perform it:
 // model folder + stages (+ calibration) → a new model folder with topiary.json beside the weights.
-// The output is built in a temporary sibling folder and renamed into place only on success.
+// The output is built in a work folder beside it and renamed into place only on success; the
+// work folder also keeps the job's progress after every decoder layer, so a killed job rerun
+// with the same inputs resumes where it stopped (compress/resume.ts, compress/job-state.ts).
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import type { CalibrationBatch } from "../data/calibration.js";
-import { writeDirAtomic } from "../formats/atomic.js";
 import { copyModelFiles, storedFloatDtype, writeDenseSafetensors, type FloatDtype } from "../formats/hf-folder.js";
 import type { WeightSource } from "../formats/weights.js";
 import { loadModel } from "../models/load.js";
@@ -17,6 +18,9 @@ import { compressModel, type LayerProgress, type LinearReport } from "./pipeline
 import type { CompressedLinear } from "./types.js";
 import { checkTargets, type Stage } from "./registry.js";
 import { CompressedStore } from "./store.js";
+import { compressionManifest, openStageStore, type CompressionProgress } from "./job-state.js";
+import { readFloat32File, ResumableOutput, writeFloat32Atomic } from "./resume.js";
+import { killPoint } from "../formats/kill-point.js";
 
 export const TOPIARY_VERSION = "0.1.0";
 
@@ -59,6 +63,10 @@ export interface CompressionJob {
   warn?: (message: string) => void;
   /** more to record in topiary.json (e.g. the budget solver's plan), under these keys */
   record?: Record<string, unknown>;
+  /** discard the saved progress of an interrupted run of this output instead of resuming it */
+  restart?: boolean;
+  /** called once when the job resumes: `layer` decoder layers of stage `stage` (0-based) were done */
+  onResume?: (r: { stage: number; stages: number; layer: number; layers: number }) => void;
 }
 
 export interface CompressionSummary {
@@ -75,66 +83,104 @@ export async function runCompression(job: CompressionJob): Promise<CompressionSu
     warnings.push(m);
     job.warn?.(m);
   };
-  if (job.calibration?.batch.warning) warn(job.calibration.batch.warning);
   const base = loadModel(job.modelDir);
-  const linearNames = Array.from({ length: base.numLayers }, (_, i) => base.linears(i).map((l) => l.name)).flat();
-  job.stages.forEach((s, k) => checkTargets(s, linearNames, job.stages.length > 1 ? `stage ${k + 1} (${s.method})` : s.method));
-
+  let out: ResumableOutput<CompressionProgress>;
+  const stores: CompressedStore[] = [];
   const reports: LinearReport[][] = [];
+  try {
+    const names = linearNames(base);
+    job.stages.forEach((s, k) => checkTargets(s, names, job.stages.length > 1 ? `stage ${k + 1} (${s.method})` : s.method));
+    out = ResumableOutput.open<CompressionProgress>(job.outDir, compressionManifest(job), { overwrite: job.overwrite, restart: job.restart });
+  } catch (e) {
+    base.close();
+    throw e;
+  }
+  const saved = out.restored;
+  if (saved) {
+    warnings.push(...saved.warnings);
+    job.onResume?.({ stage: saved.stage, stages: job.stages.length, layer: saved.layer, layers: base.numLayers });
+  }
+  if (job.calibration?.batch.warning && !warnings.includes(job.calibration.batch.warning)) warn(job.calibration.batch.warning);
+
   const allocations: unknown[] = [];
-  await writeDirAtomic(
-    job.outDir,
-    async (tmp) => {
-      const stores: CompressedStore[] = [];
-      let weights: WeightSource = base.weights;
-      try {
-        for (const [k, stage] of job.stages.entries()) {
-          const store = new CompressedStore(path.join(tmp, `.work-stage-${k + 1}`));
-          stores.push(store);
-          const model = k === 0 ? base : new CausalLM(base.config, weights, job.modelDir);
-          // a stage may first look at the model it starts from (OWL's outlier ratios)
-          const prepared = stage.prepare ? await stage.prepare(model, job.calibration?.batch ?? null, warn) : null;
-          if (prepared) allocations.push({ stage: k + 1, ...(prepared.record as object) });
-          reports.push(
-            await compressModel(model, {
-              stage: prepared?.stage ?? stage,
-              calibration: job.calibration?.batch ?? null,
-              store,
-              warn,
-              onLayer: (p) => job.onLayer?.(k, p),
-            }),
-          );
-          weights = store.over(weights);
-        }
-        const writer = job.writer ?? denseWriter();
-        // written in the checkpoint's own names and layouts (models/family.ts checkpointView)
-        const view = base.family.checkpointView;
-        const toCheckpoint = (w: WeightSource) => (view ? view.toCheckpoint(base.config, w) : w);
-        await writer({ outDir: tmp, sourceDir: job.modelDir, config: base.config.raw, source: toCheckpoint(base.weights), weights: toCheckpoint(weights), stores, linears: linearNames, warn });
-        const linears = mergeReports(reports);
-        const record = {
-          topiary: TOPIARY_VERSION,
-          created: new Date().toISOString(),
-          source: path.resolve(job.modelDir),
-          recipe: job.stages.map((s) => ({ method: s.method, ...s.options })),
-          calibration: job.calibration?.info ?? null,
-          versions: { node: process.versions.node, onnxruntime: runtimeVersion() },
-          totals: totals(linears),
-          ...(allocations.length > 0 ? { allocation: allocations } : {}),
-          ...job.record,
-          linears: Object.fromEntries(linears.map((r) => [r.name, { ...r, name: undefined }])),
-          warnings,
-          seconds: (performance.now() - t0) / 1000,
-        };
-        fs.writeFileSync(path.join(tmp, "topiary.json"), JSON.stringify(record, null, 2) + "\n");
-      } finally {
-        for (const s of stores) s.dispose();
-        base.close();
+  try {
+    let weights: WeightSource = base.weights;
+    let inputsFile: string | null = null;
+    for (const [k, stage] of job.stages.entries()) {
+      if (saved && k === saved.stage) inputsFile = saved.inputs;
+      const store = openStageStore(out, k, saved);
+      stores.push(store);
+      const done = saved && k <= saved.stage ? saved.reports[k] ?? [] : [];
+      const startLayer = saved && k < saved.stage ? base.numLayers : saved && k === saved.stage ? saved.layer : 0;
+      reports.push([...done]);
+      const model = k === 0 ? base : new CausalLM(base.config, weights, job.modelDir);
+      // a stage may first look at the model it starts from (OWL's outlier ratios); a resumed
+      // stage recomputes it from the same weights, so it chooses the same
+      const prepared = stage.prepare ? await stage.prepare(model, job.calibration?.batch ?? null, warn) : null;
+      if (prepared) allocations.push({ stage: k + 1, ...(prepared.record as object) });
+      if (startLayer < base.numLayers) {
+        const batch = job.calibration?.batch ?? null;
+        const startInputs = startLayer > 0 && inputsFile && batch ? readFloat32File(out.statePath(inputsFile), batch.ids.length * base.config.hiddenSize) : null;
+        await compressModel(model, {
+          stage: prepared?.stage ?? stage,
+          calibration: batch,
+          store,
+          warn,
+          onLayer: (p) => job.onLayer?.(k, p),
+          startLayer,
+          startInputs,
+          // after each layer: its results are in the store; save the next layer's inputs, then commit
+          afterLayer: (i, next, layerReports) => {
+            killPoint("layer-stored");
+            const previous = inputsFile;
+            inputsFile = next ? `inputs-stage${k + 1}-layer${i + 1}.f32` : null;
+            if (next) writeFloat32Atomic(out.statePath(inputsFile!), next);
+            reports[k]!.push(...layerReports);
+            out.commit({ stage: k, layer: i + 1, parts: stores.map((s) => s.parts()), reports, warnings, inputs: inputsFile });
+            if (previous && previous !== inputsFile) fs.rmSync(out.statePath(previous), { force: true });
+            killPoint("layer-committed");
+          },
+        });
       }
-    },
-    { overwrite: job.overwrite },
-  );
+      inputsFile = null; // the next stage starts from the embeddings again
+      weights = store.over(weights);
+    }
+    const writer = job.writer ?? denseWriter();
+    // written in the checkpoint's own names and layouts (models/family.ts checkpointView)
+    const view = base.family.checkpointView;
+    const toCheckpoint = (w: WeightSource) => (view ? view.toCheckpoint(base.config, w) : w);
+    await writer({ outDir: out.dir, sourceDir: job.modelDir, config: base.config.raw, source: toCheckpoint(base.weights), weights: toCheckpoint(weights), stores, linears: linearNames(base), warn });
+    const linears = mergeReports(reports);
+    const record = {
+      topiary: TOPIARY_VERSION,
+      created: new Date().toISOString(),
+      source: path.resolve(job.modelDir),
+      recipe: job.stages.map((s) => ({ method: s.method, ...s.options })),
+      calibration: job.calibration?.info ?? null,
+      versions: { node: process.versions.node, onnxruntime: runtimeVersion() },
+      totals: totals(linears),
+      ...(allocations.length > 0 ? { allocation: allocations } : {}),
+      ...job.record,
+      linears: Object.fromEntries(linears.map((r) => [r.name, { ...r, name: undefined }])),
+      warnings,
+      resumed: saved ? { stage: saved.stage + 1, layer: saved.layer } : null,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    fs.writeFileSync(path.join(out.dir, "topiary.json"), JSON.stringify(record, null, 2) + "\n");
+    for (const s of stores) s.close();
+    out.finish();
+  } catch (e) {
+    for (const s of stores) s.close();
+    out.abandon();
+    throw e;
+  } finally {
+    base.close();
+  }
   return { outDir: job.outDir, linears: mergeReports(reports), warnings, seconds: (performance.now() - t0) / 1000 };
+}
+
+function linearNames(model: CausalLM): string[] {
+  return Array.from({ length: model.numLayers }, (_, i) => model.linears(i).map((l) => l.name)).flat();
 }
 
 /**

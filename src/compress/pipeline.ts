@@ -12,6 +12,7 @@
 import type { CalibrationBatch } from "../data/calibration.js";
 import type { CaptureName, CausalLM, LayerWeights } from "../models/model.js";
 import { gemm } from "../runtime/kernels.js";
+import { killPoint } from "../formats/kill-point.js";
 import { assertFinite, Tensor } from "../tensor/tensor.js";
 import { InputStatistics } from "./hessian.js";
 import { stageTargets, type Stage } from "./registry.js";
@@ -52,6 +53,12 @@ export interface PipelineOptions {
   onLayer?: (p: LayerProgress) => void;
   /** numerical fallbacks and other notes for the user */
   warn?: (message: string) => void;
+  /** resuming: the layers before this one are done (default 0) */
+  startLayer?: number;
+  /** resuming: the calibration inputs of `startLayer` (required when it is past 0 and calibration is used) */
+  startInputs?: Float32Array | null;
+  /** after each layer's results are in the store: the next layer's inputs (null after the last) and the layer's reports */
+  afterLayer?: (layer: number, nextInputs: Float32Array | null, reports: LinearReport[]) => void | Promise<void>;
 }
 
 /**
@@ -72,8 +79,10 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
   const D = model.config.hiddenSize;
   const reports: LinearReport[] = [];
 
-  // layer-0 inputs: the token embeddings of the calibration batch
-  let inputs = useCalibration ? await model.embed(calibration!.ids, calibration!.nsamples, calibration!.seqlen) : null;
+  // layer-0 inputs: the token embeddings of the calibration batch (resuming: the saved ones)
+  const startLayer = opts.startLayer ?? 0;
+  if (startLayer > 0 && useCalibration && !opts.startInputs) throw new Error(`resuming at layer ${startLayer} needs that layer's calibration inputs`);
+  let inputs = useCalibration ? (startLayer > 0 ? opts.startInputs! : await model.embed(calibration!.ids, calibration!.nsamples, calibration!.seqlen)) : null;
   const nsamples = calibration?.nsamples ?? 0;
   const T = calibration?.seqlen ?? 0;
   const bytesPerToken = (4 * D + 3 * model.config.intermediateSize) * 4;
@@ -99,8 +108,9 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
     return outputs;
   };
 
-  for (let i = 0; i < model.numLayers; i++) {
+  for (let i = startLayer; i < model.numLayers; i++) {
     const t0 = performance.now();
+    const firstReport = reports.length;
     const weights: LayerWeights = new Map(model.layerWeights(i));
     const linears = model.linears(i).filter((l) => stageTargets(stage, l.name));
     const groups = stage.trueSequential
@@ -137,12 +147,14 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
         results.push(result);
         const relativeError = s ? await relativeOutputError(W, result.weight, s.errorGram()) : null;
         reports.push(linearReport(result, relativeError, (performance.now() - t1) / 1000));
+        killPoint("linear-compressed");
       }
     }
     opts.store.put(results);
 
     // 4. the compressed layer's outputs feed the next layer
     if (useCalibration && i + 1 < model.numLayers) inputs = await runBatch(i, weights, [], null, true);
+    await opts.afterLayer?.(i, useCalibration && i + 1 < model.numLayers ? inputs : null, reports.slice(firstReport));
     model.forgetLayer(i);
     opts.onLayer?.({ layer: i + 1, layers: model.numLayers, seconds: (performance.now() - t0) / 1000 });
   }

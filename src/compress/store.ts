@@ -2,6 +2,8 @@
 // layer at a time; keeping every compressed weight in memory would hold the whole model, so each
 // layer's results are spilled to a safetensors file in a scratch folder and read back lazily
 // (by the writers, by the next recipe stage, by evaluation of the in-memory result).
+// The part files are also a resumable job's record of its completed layers (compress/resume.ts):
+// each is written atomically, and `reopen` restores a store from the parts a commit listed.
 import fs from "node:fs";
 import path from "node:path";
 import { bytesToFloat32, SafetensorsFile, writeSafetensors, type TensorToWrite } from "../formats/safetensors.js";
@@ -27,6 +29,30 @@ export class CompressedStore {
     fs.mkdirSync(dir, { recursive: true });
   }
 
+  /**
+   * The store whose parts are `parts` (file names in `dir`, in the order they were written); any
+   * other file there (a part written after the last commit, a temporary) is removed.
+   */
+  static reopen(dir: string, parts: readonly string[]): CompressedStore {
+    const store = new CompressedStore(dir);
+    const keep = new Set(parts);
+    for (const f of fs.readdirSync(dir)) if (!keep.has(f)) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+    for (const part of parts) {
+      const opened = SafetensorsFile.open(path.join(dir, part));
+      for (const [name, meta] of Object.entries(opened.metadata)) {
+        store.files.set(name, opened);
+        store.meta.set(name, JSON.parse(meta));
+      }
+      store.counter++;
+    }
+    return store;
+  }
+
+  /** The part files written so far, in order (what a resumable job commits). */
+  parts(): string[] {
+    return Array.from({ length: this.counter }, (_, i) => partName(i));
+  }
+
   /** Saves the results of one unit of work (a layer); overwrites earlier results of the same names. */
   put(items: CompressedLinear[]): void {
     if (items.length === 0) return;
@@ -35,7 +61,7 @@ export class CompressedStore {
     for (const c of items) {
       const m: Meta = { shape: [...c.weight.shape], mask: Boolean(c.mask), loss: c.loss };
       tensors.push({ name: `${c.name}.weight`, dtype: "F32", shape: c.weight.shape, data: bytesOf(c.weight.data) });
-      if (c.mask) tensors.push({ name: `${c.name}.mask`, dtype: "U8", shape: c.weight.shape, data: c.mask });
+      if (c.mask) tensors.push({ name: `${c.name}.mask`, dtype: "U8", shape: [Math.ceil(c.mask.length / 8)], data: packBits(c.mask) });
       if (c.quant) {
         const q = c.quant;
         const groups = q.scale.length / c.weight.shape[0]!;
@@ -46,7 +72,7 @@ export class CompressedStore {
       }
       meta[c.name] = JSON.stringify(m);
     }
-    const file = path.join(this.dir, `part-${String(this.counter++).padStart(5, "0")}.safetensors`);
+    const file = path.join(this.dir, partName(this.counter++));
     writeSafetensors(file, tensors, meta);
     const opened = SafetensorsFile.open(file);
     for (const c of items) {
@@ -78,7 +104,7 @@ export class CompressedStore {
     if (!m) throw new Error(`no compressed result for ${name}`);
     const f = this.files.get(name)!;
     const out: CompressedLinear = { name, weight: new Tensor(this.read(name, "weight"), m.shape), loss: m.loss };
-    if (m.mask) out.mask = f.readBytes(`${name}.mask`);
+    if (m.mask) out.mask = unpackBits(f.readBytes(`${name}.mask`), out.weight.size);
     if (m.quant) {
       const grid: QuantGrid = {
         bits: m.quant.bits,
@@ -121,11 +147,31 @@ export class CompressedStore {
     };
   }
 
-  dispose(): void {
+  /** Closes the part files and keeps them (an interrupted job resumes from them). */
+  close(): void {
     const seen = new Set(this.files.values());
     for (const f of seen) f.close();
     this.files.clear();
     this.meta.clear();
+  }
+
+  dispose(): void {
+    this.close();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+const partName = (i: number) => `part-${String(i).padStart(5, "0")}.safetensors`;
+
+// masks are 0/1 per weight: stored 8 to a byte (a 7B model's masks: 0.8 GB instead of 6.7 GB)
+function packBits(mask: Uint8Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(mask.length / 8));
+  for (let i = 0; i < mask.length; i++) if (mask[i]) out[i >> 3]! |= 1 << (i & 7);
+  return out;
+}
+
+function unpackBits(bits: Uint8Array, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = (bits[i >> 3]! >> (i & 7)) & 1;
+  return out;
 }

@@ -3,6 +3,7 @@
 // is atomic on POSIX file systems.
 import fs from "node:fs";
 import path from "node:path";
+import { killPoint } from "./kill-point.js";
 
 function tempSibling(finalPath: string): string {
   const dir = path.dirname(finalPath);
@@ -19,6 +20,7 @@ export function writeFileAtomic(finalPath: string, write: (fd: number) => void):
     write(fd);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
+    killPoint(`rename:${path.basename(finalPath)}`);
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
@@ -59,12 +61,17 @@ export async function writeDirAtomic(
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
-  if (fs.existsSync(resolved)) {
-    const old = tempSibling(resolved);
-    fs.renameSync(resolved, old);
-    fs.renameSync(tmp, resolved);
+  moveDirIntoPlace(tmp, resolved);
+}
+
+/** Renames a complete folder to `finalDir`, replacing an existing one (the caller checked it may). */
+export function moveDirIntoPlace(tmp: string, finalDir: string): void {
+  if (fs.existsSync(finalDir)) {
+    const old = tempSibling(finalDir);
+    fs.renameSync(finalDir, old);
+    fs.renameSync(tmp, finalDir);
     fs.rmSync(old, { recursive: true, force: true });
   } else {
-    fs.renameSync(tmp, resolved);
+    fs.renameSync(tmp, finalDir);
   }
 }

@@ -10,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { writeAll, writeFileAtomic } from "./atomic.js";
 import { FormatError } from "./errors.js";
+import { killPoint } from "./kill-point.js";
 import { bf16ArrayToFloat, floatArrayToBf16, floatArrayToHalf, halfArrayToFloat } from "../tensor/dtype.js";
 
 export const DTYPE_BYTES = {
@@ -355,6 +356,7 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
     writeAll(fd, len);
     writeAll(fd, headerBytes);
     for (const t of tensors) {
+      killPoint(`write:${path.basename(file)}`);
       const data = typeof t.data === "function" ? t.data() : t.data;
       const want = (header[t.name] as { data_offsets: number[] }).data_offsets;
       if (data.byteLength !== want[1]! - want[0]!) {

@@ -32,8 +32,12 @@ export interface KvCache {
   length: number;
 }
 
-/** Keep every layer's weights in memory when they fit in this many bytes (else reload per use). */
-const DEFAULT_CACHE_BYTES = 4 * 1024 ** 3;
+/**
+ * Keep every layer's weights in memory when they fit in this many bytes (else reload per use, so
+ * a model larger than memory streams layer by layer: bench/memory.ts). Small on purpose: a cached
+ * model's float32 copy would be the largest thing in the process (TinyLlama-1.1B: 4.4 GB).
+ */
+const DEFAULT_CACHE_BYTES = 1024 ** 3;
 
 interface BuiltGraph {
   key: string;

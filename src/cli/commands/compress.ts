@@ -104,7 +104,7 @@ export function registerCompress(program: Command): void {
       model.close();
     }
     await runJobWithProgress(
-      { modelDir: dir, outDir: o.out, overwrite: o.overwrite, stages, calibration, writer, record },
+      { modelDir: dir, outDir: o.out, overwrite: o.overwrite, restart: o.restart, stages, calibration, writer, record },
       stages.map((s) => s.method),
       Boolean(o.json),
     );

@@ -84,7 +84,7 @@ export function registerPrune(program: Command): void {
     const model = loadModel(dir);
     const calibration = stage.compressor.needs === "none" && !stage.prepare ? null : loadCalibration(opts, model, TextTokenizer.load(dir));
     model.close();
-    await runJobWithProgress({ modelDir: dir, outDir: opts.out, overwrite: opts.overwrite, stages: [stage], calibration, writer }, [stage.method], Boolean(opts.json));
+    await runJobWithProgress({ modelDir: dir, outDir: opts.out, overwrite: opts.overwrite, restart: opts.restart, stages: [stage], calibration, writer }, [stage.method], Boolean(opts.json));
   });
 }
 

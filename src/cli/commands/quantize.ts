@@ -58,6 +58,6 @@ export function registerQuantize(program: Command): void {
     const model = loadModel(dir);
     const calibration = stage.compressor.needs === "none" ? null : loadCalibration(o, model, TextTokenizer.load(dir));
     model.close();
-    await runJobWithProgress({ modelDir: dir, outDir: o.out, overwrite: o.overwrite, stages: [stage], calibration, writer }, [stage.method], Boolean(o.json));
+    await runJobWithProgress({ modelDir: dir, outDir: o.out, overwrite: o.overwrite, restart: o.restart, stages: [stage], calibration, writer }, [stage.method], Boolean(o.json));
   });
 }
