@@ -6,6 +6,7 @@ import { registerGenerate, registerRun } from "./commands/decode.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerPrune } from "./commands/prune.js";
 import { registerQuantize } from "./commands/quantize.js";
+import { registerRecover } from "./commands/recover.js";
 import { registerCompress } from "./commands/compress.js";
 import { reportAndExit } from "./errors.js";
 
@@ -22,6 +23,7 @@ registerGenerate(program);
 registerPrune(program);
 registerQuantize(program);
 registerCompress(program);
+registerRecover(program);
 registerExport(program);
 registerRun(program);
 
