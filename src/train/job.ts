@@ -26,7 +26,7 @@ export interface RecoverJob {
   overwrite?: boolean;
   mode: RecoverJobMode;
   /** evalIds come from evalFile */
-  options: Omit<RecoverOptions, "evalIds" | "mode">;
+  options: Omit<RecoverOptions, "evalIds" | "mode"> & { calibrationWindows?: number };
   onStep?: (s: StepInfo & { layer?: number }) => void;
   onEval?: (e: EvalPoint) => void;
 }

@@ -22,8 +22,8 @@ export interface LayerwiseResult {
   trainable: number;
 }
 
-/** Calibration windows per run; each block trains `steps` steps on batches drawn from them. */
-const CALIBRATION_WINDOWS = 128;
+/** Calibration windows by default (the pruning papers' 128); each block trains on batches drawn from them. */
+export const CALIBRATION_WINDOWS = 128;
 
 async function runAll(model: CausalLM, layer: number, x: Float32Array, windows: number, T: number, B: number, weights?: Map<string, Float32Array>): Promise<Float32Array> {
   const D = model.config.hiddenSize;
@@ -46,7 +46,7 @@ export async function layerwiseDistill(
   student: CausalLM,
   teacher: CausalLM,
   trainIds: Int32Array,
-  o: Omit<RecoverOptions, "mode">,
+  o: Omit<RecoverOptions, "mode"> & { calibrationWindows?: number },
   hooks: { onStep?: (s: StepInfo & { layer?: number }) => void; onEval?: (e: EvalPoint) => void } = {},
 ): Promise<LayerwiseResult> {
   if (teacher.numLayers !== student.numLayers) {
@@ -57,7 +57,7 @@ export async function layerwiseDistill(
   const T = o.seqlen;
   const B = o.batch;
   const rng = new Rng(o.seed);
-  const windows = Math.max(B, CALIBRATION_WINDOWS);
+  const windows = Math.max(B, o.calibrationWindows ?? CALIBRATION_WINDOWS);
   const ids = sampleWindows(trainIds, windows, T, rng);
   let xs = student.embed(ids);
   let xt = teacher.embed(ids);
