@@ -184,7 +184,8 @@ export function fAttention(o: Ops, q: string, k: string, v: string, mask: string
   const Q = o.transpose(q, [0, 2, 1, 3]); //                                          (B, H, T, hd)
   const Ke = repeatKv(o, k, a);
   const Ve = repeatKv(o, v, a);
-  const S = o.add(o.mul(o.op("MatMul", [Q, o.transpose(Ke, [0, 1, 3, 2])]), scale), mask); // (B, H, T, T)
+  // the scale applied to Q (T·hd entries) rather than to the scores (T·T): one pass less over the largest tensor
+  const S = o.add(o.op("MatMul", [o.mul(Q, scale), o.transpose(Ke, [0, 1, 3, 2])]), mask); // (B, H, T, T)
   const P = o.op("Softmax", [S], { axis: -1 });
   const O = o.op("MatMul", [P, Ve]); //                                                (B, H, T, hd)
   const y = o.reshape(o.transpose(O, [0, 2, 1, 3]), [a.B * a.T, a.H * a.hd]);

@@ -96,7 +96,7 @@ export interface LossInputs {
 }
 
 /** Loss, d loss / d hidden and the student's logits for the final hidden states [N, D]. */
-export async function headLoss(c: ModelConfig, head: HeadWeights, hidden: Float32Array, l: LossInputs): Promise<{ loss: number; gradHidden: Float32Array; logits: Float32Array }> {
+export async function headLoss(c: ModelConfig, head: HeadWeights, hidden: Float32Array, l: LossInputs): Promise<{ loss: number; gradHidden: Float32Array }> {
   const N = l.B * l.T;
   const session = await cachedSession(`train:head:${c.hiddenSize}:${c.vocabSize}:${c.rmsNormEps}:${N}:${l.loss}:${l.temperature}`, () =>
     headLossGraph(c, { type: "float32", N, loss: l.loss, temperature: l.temperature }),
@@ -124,8 +124,8 @@ export async function headLoss(c: ModelConfig, head: HeadWeights, hidden: Float3
     feeds.targets = t(targets, [N]);
     feeds.ce_weight = t(w, [N]);
   }
-  const out = await session.run(feeds, ["loss", "grad_hidden", "logits"]);
-  return { loss: (out.loss!.data as Float32Array)[0]!, gradHidden: out.grad_hidden!.data as Float32Array, logits: out.logits!.data as Float32Array };
+  const out = await session.run(feeds, ["loss", "grad_hidden"]);
+  return { loss: (out.loss!.data as Float32Array)[0]!, gradHidden: out.grad_hidden!.data as Float32Array };
 }
 
 export interface ModelGradients {
