@@ -58,7 +58,9 @@ export function headLossGraph(c: ModelConfig, opts: HeadLossOptions): Uint8Array
   if (usesTargets(opts.loss)) {
     const targets = g.input("targets", "int64", [N]);
     const w = o.reshape(g.input("ce_weight", type, [N]), [N, 1]);
-    const onehot = o.op("OneHot", [targets, o.ints([V]), o.op("Cast", [o.ints([0, 1])], { to: type === "float64" ? 11 : 1 })], { axis: -1 });
+    // OneHot has float32 values only in onnxruntime; cast for the float64 checks
+    const onehot32 = o.op("OneHot", [targets, o.ints([V]), g.constFloat([0, 1])], { axis: -1 });
+    const onehot = type === "float64" ? o.op("Cast", [onehot32], { to: 11 }) : onehot32;
     const lp = o.op("LogSoftmax", [logits], { axis: -1 });
     const nll = o.sum(o.mul(onehot, o.op("Neg", [lp])), [-1], true); //                     (N, 1)
     parts.push(o.sum(o.mul(nll, w), [0, 1], false));
