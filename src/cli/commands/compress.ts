@@ -5,6 +5,8 @@ import { TextTokenizer } from "../../tokenizer/tokenizer.js";
 import { addCalibrationOptions, loadCalibration, type CalibrationFlags } from "../calibration.js";
 import { addOutputOptions, writerFromFlags, type OutputFlags } from "../output-flags.js";
 import { runJobWithProgress } from "../run-job.js";
+import { hasRecoverStage } from "../../train/recipe.js";
+import { runRecipeWithRecovery } from "../recipe-recovery.js";
 
 interface CompressFlags extends CalibrationFlags, OutputFlags {
   recipe: string;
@@ -23,6 +25,7 @@ export function registerCompress(program: Command): void {
     .option("--overwrite", "replace --out if it exists")
     .option("--json", "print a JSON summary");
   addOutputOptions(addCalibrationOptions(cmd), "compressed-tensors").action(async (dir: string, o: CompressFlags) => {
+    if (hasRecoverStage(o.recipe)) return runRecipeWithRecovery(dir, o);
     const stages = readRecipe(o.recipe);
     const writer = writerFromFlags(o);
     const model = loadModel(dir);
