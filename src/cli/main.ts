@@ -6,6 +6,7 @@ import { registerGenerate, registerRun } from "./commands/decode.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerPrune } from "./commands/prune.js";
 import { registerQuantize } from "./commands/quantize.js";
+import { registerRecover } from "./commands/recover.js";
 import { registerCompress } from "./commands/compress.js";
 import { registerSweep } from "./commands/sweep.js";
 import { registerSensitivity } from "./commands/sensitivity.js";
@@ -26,6 +27,7 @@ registerQuantize(program);
 registerCompress(program);
 registerSweep(program);
 registerSensitivity(program);
+registerRecover(program);
 registerExport(program);
 registerRun(program);
 

@@ -5,7 +5,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import * as ort from "onnxruntime-node";
 
-export type NumericArray = Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array;
+export type NumericArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array;
 
 /** A tensor crossing the runtime boundary: flat data plus dims, no onnxruntime types. */
 export interface RtTensor<T extends NumericArray = NumericArray> {
@@ -13,8 +13,9 @@ export interface RtTensor<T extends NumericArray = NumericArray> {
   dims: readonly number[];
 }
 
-function typeOf(a: NumericArray): "float32" | "int32" | "int64" | "uint8" | "int8" | "float16" {
+function typeOf(a: NumericArray): "float32" | "float64" | "int32" | "int64" | "uint8" | "int8" | "float16" {
   if (a instanceof Float32Array) return "float32";
+  if (a instanceof Float64Array) return "float64"; // the finite-difference checks of train/
   if (a instanceof Int32Array) return "int32";
   if (a instanceof BigInt64Array) return "int64";
   if (a instanceof Uint8Array) return "uint8";

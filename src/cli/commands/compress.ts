@@ -16,6 +16,8 @@ import { num, int } from "../options.js";
 import { addOutputOptions, writerFromFlags, type OutputFlags } from "../output-flags.js";
 import { progress } from "../progress.js";
 import { runJobWithProgress } from "../run-job.js";
+import { hasRecoverStage } from "../../train/recipe.js";
+import { runRecipeWithRecovery } from "../recipe-recovery.js";
 
 interface CompressFlags extends CalibrationFlags, OutputFlags {
   recipe?: string;
@@ -59,6 +61,7 @@ export function registerCompress(program: Command): void {
     if (o.objective !== undefined && !["absolute", "relative", "kl"].includes(o.objective)) {
       throw new UsageError(`--objective must be absolute, relative or kl, got "${o.objective}"`);
     }
+    if (o.recipe && hasRecoverStage(o.recipe)) return runRecipeWithRecovery(dir, o as CompressFlags & { recipe: string });
     let writer = writerFromFlags(o);
     const model = loadModel(dir);
     let stages: Stage[];

@@ -1,0 +1,96 @@
+// AdamW (Loshchilov & Hutter, 2019) exactly as torch.optim.AdamW computes it, a linear warm-up +
+// cosine learning-rate schedule, and global gradient-norm clipping. Element-wise JS: one pass per
+// parameter, O(parameters) — small next to the step's GEMMs, O(parameters · tokens).
+
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+export const ADAMW_DEFAULTS: AdamWOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+
+/** A trainable tensor: its values (updated in place) and, for masked training, the 0/1 mask. */
+export interface Param {
+  name: string;
+  value: Float32Array;
+  /** 1 = trainable, 0 = pruned (kept exactly zero); null = every entry trains */
+  mask: Uint8Array | null;
+}
+
+export class AdamW {
+  private readonly m = new Map<string, Float32Array>();
+  private readonly v = new Map<string, Float32Array>();
+  private t = 0;
+
+  constructor(readonly opts: AdamWOptions = ADAMW_DEFAULTS) {}
+
+  /** Steps taken so far. */
+  get steps(): number {
+    return this.t;
+  }
+
+  /**
+   * One update of every param with its gradient (same order). Masked entries get no gradient,
+   * no decay and stay exactly 0: W ← mask ⊙ W after the update, as the reference does.
+   */
+  step(params: readonly Param[], grads: readonly Float32Array[], lr: number): void {
+    this.t++;
+    const { beta1, beta2, eps, weightDecay } = this.opts;
+    const bc1 = 1 - beta1 ** this.t;
+    const bc2Sqrt = Math.sqrt(1 - beta2 ** this.t);
+    const stepSize = lr / bc1;
+    const decay = 1 - lr * weightDecay;
+    params.forEach((p, k) => {
+      const g = grads[k]!;
+      const w = p.value;
+      if (g.length !== w.length) throw new Error(`AdamW: gradient of ${p.name} has ${g.length} entries, the parameter ${w.length}`);
+      let m = this.m.get(p.name);
+      let v = this.v.get(p.name);
+      if (!m || !v) {
+        m = new Float32Array(w.length);
+        v = new Float32Array(w.length);
+        this.m.set(p.name, m);
+        this.v.set(p.name, v);
+      }
+      const mask = p.mask;
+      for (let i = 0; i < w.length; i++) {
+        if (mask && mask[i] === 0) {
+          w[i] = 0;
+          continue;
+        }
+        const gi = g[i]!;
+        const mi = beta1 * m[i]! + (1 - beta1) * gi;
+        const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] = w[i]! * decay - (stepSize * Math.fround(mi)) / (Math.sqrt(Math.fround(vi)) / bc2Sqrt + eps);
+      }
+    });
+  }
+}
+
+/**
+ * Learning rate at step s = 1..steps: linear warm-up to `lr` over `warmup` steps, then cosine
+ * decay to exactly 0 at the last step (the reference's schedule).
+ */
+export function learningRate(s: number, lr: number, steps: number, warmup: number): number {
+  if (s <= warmup) return (lr * s) / warmup;
+  if (steps <= warmup) return lr;
+  return lr * 0.5 * (1 + Math.cos((Math.PI * (s - warmup)) / (steps - warmup)));
+}
+
+/** The global L2 norm of the (masked) gradients. */
+export function gradNorm(grads: readonly Float32Array[]): number {
+  let s = 0;
+  for (const g of grads) for (let i = 0; i < g.length; i++) s += g[i]! * g[i]!;
+  return Math.sqrt(s);
+}
+
+/** Scales every gradient by maxNorm / norm when the global norm exceeds maxNorm (torch clip_grad_norm_). */
+export function clipGradients(grads: readonly Float32Array[], norm: number, maxNorm: number): void {
+  if (!(maxNorm > 0) || norm <= maxNorm) return;
+  const f = maxNorm / (norm + 1e-6);
+  for (const g of grads) for (let i = 0; i < g.length; i++) g[i] = g[i]! * f;
+}

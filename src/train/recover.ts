@@ -1,0 +1,284 @@
+// Recovery by distillation: a compressed student trained against its original (the teacher).
+// Each step: B windows of T tokens drawn at seeded random offsets of the training text →
+// the teacher's logits (its ordinary forward) → the student's loss and gradients
+// (train/model-backward.ts) → AdamW with warm-up + cosine schedule.
+//   masked: every kept weight of the decoder linears trains; pruned weights stay exactly zero
+//           (gradients and weights multiplied by the fixed mask), so N:M stays N:M.
+//   lora:   adapters on the seven decoder linears train, merged at the end; a sparse student's
+//           merged weights are re-masked (perplexity reported before and after).
+import { Rng } from "../data/rng.js";
+import { OverlayWeights } from "../formats/weights.js";
+import { perplexity } from "../eval/perplexity.js";
+import { CausalLM, type LayerWeights } from "../models/model.js";
+import { AdamW, ADAMW_DEFAULTS, clipGradients, gradNorm, learningRate, type Param } from "./adamw.js";
+import type { LossKind } from "./head-loss.js";
+import { usesTeacher } from "./head-loss.js";
+import { initLora, loraGradients, mergedWeight, type LoraAdapter } from "./lora.js";
+import { headWeights, modelGradients } from "./model-backward.js";
+
+export type RecoverMode = "masked" | "lora";
+
+export interface RecoverOptions {
+  mode: RecoverMode;
+  steps: number;
+  batch: number;
+  seqlen: number;
+  lr: number;
+  warmup: number;
+  weightDecay: number;
+  /** global gradient-norm bound; 0 = no clipping */
+  clip: number;
+  seed: number;
+  loss: LossKind;
+  temperature: number;
+  /** LoRA rank and alpha */
+  rank: number;
+  alpha: number;
+  /** evaluation text (token ids) and window; evaluated every `evalEvery` steps (0: at the end only) */
+  evalIds: Int32Array | null;
+  evalSeqlen: number;
+  evalEvery: number;
+  /** cap on evaluation windows (tests) */
+  evalLimitWindows?: number;
+}
+
+export interface StepInfo {
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  seconds: number;
+  tokensPerSecond: number;
+}
+
+export interface EvalPoint {
+  step: number;
+  perplexity: number;
+}
+
+export interface RecoverResult {
+  /** loss per step (index 0 = step 1) */
+  losses: number[];
+  evals: EvalPoint[];
+  /** LoRA on a sparse student: perplexity of the merged weights before re-masking */
+  beforeRemask: EvalPoint | null;
+  /** the final weight of every trained linear, by full name ("model.layers.0.mlp.up_proj.weight") */
+  weights: Map<string, Float32Array>;
+  /** set when training stopped early (a non-finite loss) */
+  stopped: { step: number; reason: string; keptStep: number } | null;
+  trainSeconds: number;
+  tokensPerSecond: number;
+  /** trainable parameters */
+  trainable: number;
+}
+
+/** Sparse linears: masked training keeps their zeros; a linear with fewer zeros than this trains whole. */
+const SPARSE_FRACTION = 0.01;
+
+function zeroMask(w: Float32Array): Uint8Array | null {
+  let zeros = 0;
+  for (let i = 0; i < w.length; i++) if (w[i] === 0) zeros++;
+  if (zeros < SPARSE_FRACTION * w.length) return null;
+  const m = new Uint8Array(w.length);
+  for (let i = 0; i < w.length; i++) m[i] = w[i] === 0 ? 0 : 1;
+  return m;
+}
+
+/** What a mode trains and how its weights reach the forward. */
+interface Trainable {
+  params: Param[];
+  /** before each step (LoRA: merge the adapters into the weights the step runs) */
+  prepare(): Promise<void>;
+  weightsOf(layer: number): LayerWeights;
+  /** turns layer `i`'s weight gradients into the params' gradients (same order as params) */
+  collect(layer: number, grads: Map<string, Float32Array>): Promise<void>;
+  grads(): Float32Array[];
+  /** final linear weights by full name */
+  final(): Promise<Map<string, Float32Array>>;
+}
+
+function maskedTrainable(student: CausalLM): Trainable {
+  const layers: LayerWeights[] = [];
+  const params: Param[] = [];
+  const index = new Map<string, number>();
+  for (let i = 0; i < student.numLayers; i++) {
+    const base = student.layerWeights(i);
+    const w: LayerWeights = new Map(base);
+    for (const l of student.linears(i)) {
+      const value = base.get(`${l.suffix}.weight`)!.slice();
+      w.set(`${l.suffix}.weight`, value);
+      index.set(`${i}:${l.suffix}.weight`, params.length);
+      params.push({ name: `${l.name}.weight`, value, mask: zeroMask(value) });
+    }
+    layers.push(w);
+  }
+  const grads: Float32Array[] = params.map(() => new Float32Array(0));
+  return {
+    params,
+    prepare: async () => {},
+    weightsOf: (i) => layers[i]!,
+    collect: async (i, g) => {
+      for (const [suffix, grad] of g) {
+        const k = index.get(`${i}:${suffix}`);
+        if (k === undefined) continue;
+        const mask = params[k]!.mask;
+        if (mask) for (let j = 0; j < grad.length; j++) if (mask[j] === 0) grad[j] = 0;
+        grads[k] = grad;
+      }
+    },
+    grads: () => grads,
+    final: async () => new Map(params.map((p) => [p.name, p.value])),
+  };
+}
+
+function loraTrainable(student: CausalLM, rank: number, alpha: number, seed: number): Trainable & { masks: Map<string, Uint8Array | null> } {
+  const rng = new Rng(seed ^ 0x10a);
+  const adapters: { layer: number; suffix: string; name: string; W: Float32Array; a: LoraAdapter }[] = [];
+  const layers: LayerWeights[] = [];
+  const masks = new Map<string, Uint8Array | null>();
+  for (let i = 0; i < student.numLayers; i++) {
+    const base = student.layerWeights(i);
+    layers.push(new Map(base));
+    for (const l of student.linears(i)) {
+      const W = base.get(`${l.suffix}.weight`)!;
+      adapters.push({ layer: i, suffix: l.suffix, name: l.name, W, a: initLora(l.outFeatures, l.inFeatures, rank, alpha, rng) });
+      masks.set(`${l.name}.weight`, zeroMask(W));
+    }
+  }
+  const params: Param[] = adapters.flatMap((d) => [
+    { name: `${d.name}.lora_A`, value: d.a.A, mask: null },
+    { name: `${d.name}.lora_B`, value: d.a.B, mask: null },
+  ]);
+  const grads: Float32Array[] = params.map(() => new Float32Array(0));
+  const merge = async () => {
+    for (const d of adapters) layers[d.layer]!.set(`${d.suffix}.weight`, await mergedWeight(d.W, d.a));
+  };
+  return {
+    params,
+    masks,
+    prepare: merge,
+    weightsOf: (i) => layers[i]!,
+    collect: async (i, g) => {
+      for (const [k, d] of adapters.entries()) {
+        if (d.layer !== i) continue;
+        const { dA, dB } = await loraGradients(g.get(`${d.suffix}.weight`)!, d.a);
+        grads[2 * k] = dA;
+        grads[2 * k + 1] = dB;
+      }
+    },
+    grads: () => grads,
+    final: async () => {
+      await merge();
+      return new Map(adapters.map((d) => [`${d.name}.weight`, layers[d.layer]!.get(`${d.suffix}.weight`)!]));
+    },
+  };
+}
+
+/** The student with some linear weights replaced (for evaluation and writing). */
+export function studentWith(student: CausalLM, weights: Map<string, Float32Array>): CausalLM {
+  const overlay = new OverlayWeights(student.weights);
+  for (const [name, w] of weights) overlay.set(name, w);
+  return new CausalLM(student.config, overlay, student.dir);
+}
+
+/** Windows at seeded uniform offsets of the training text, as-is (no BOS inserted). */
+export function sampleWindows(ids: Int32Array, B: number, T: number, rng: Rng): Int32Array {
+  const out = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    const start = rng.int(ids.length - T + 1);
+    out.set(ids.subarray(start, start + T), b * T);
+  }
+  return out;
+}
+
+export async function recover(
+  student: CausalLM,
+  teacher: CausalLM | null,
+  trainIds: Int32Array,
+  o: RecoverOptions,
+  hooks: { onStep?: (s: StepInfo) => void; onEval?: (e: EvalPoint) => void } = {},
+): Promise<RecoverResult> {
+  if (usesTeacher(o.loss) && !teacher) throw new Error(`loss ${o.loss} needs a teacher`);
+  if (trainIds.length < o.seqlen) throw new Error(`the training text has ${trainIds.length} tokens, fewer than one window of ${o.seqlen}`);
+  const tr = o.mode === "lora" ? loraTrainable(student, o.rank, o.alpha, o.seed) : maskedTrainable(student);
+  const opt = new AdamW({ ...ADAMW_DEFAULTS, weightDecay: o.weightDecay });
+  const head = headWeights(student);
+  const rng = new Rng(o.seed);
+  const losses: number[] = [];
+  const evals: EvalPoint[] = [];
+  const evaluate = async (step: number, weights: Map<string, Float32Array>) => {
+    if (!o.evalIds) return;
+    const r = await perplexity(studentWith(student, weights), o.evalIds, { seqlen: o.evalSeqlen, limitWindows: o.evalLimitWindows });
+    const e = { step, perplexity: r.perplexity };
+    evals.push(e);
+    hooks.onEval?.(e);
+  };
+  // the weights before the last update: what is kept when a step's loss is not finite
+  let previous = tr.params.map((p) => p.value.slice());
+  let stopped: RecoverResult["stopped"] = null;
+  const tokens = o.batch * o.seqlen;
+  const t0 = performance.now();
+  let evalSeconds = 0;
+  for (let s = 1; s <= o.steps; s++) {
+    const ids = sampleWindows(trainIds, o.batch, o.seqlen, rng);
+    await tr.prepare();
+    const teacherLogits = usesTeacher(o.loss) ? await teacher!.forward(ids, o.batch, o.seqlen) : undefined;
+    const r = await modelGradients(student, head, ids, { loss: o.loss, temperature: o.temperature, teacherLogits, B: o.batch, T: o.seqlen }, (i) => tr.weightsOf(i), (i, g) => tr.collect(i, g));
+    const grads = tr.grads();
+    const norm = gradNorm(grads);
+    if (!Number.isFinite(r.loss) || !Number.isFinite(norm)) {
+      // the loss of step s was computed with the weights after step s−1; if it is not finite those
+      // weights are bad, and the last good ones are the weights before that update
+      const lossBad = !Number.isFinite(r.loss);
+      if (lossBad) tr.params.forEach((p, k) => p.value.set(previous[k]!));
+      stopped = { step: s, reason: lossBad ? `loss is ${r.loss}` : `gradient norm is ${norm}`, keptStep: lossBad ? s - 2 : s - 1 };
+      break;
+    }
+    losses.push(r.loss);
+    clipGradients(grads, norm, o.clip);
+    previous = tr.params.map((p, k) => (previous[k]!.set(p.value), previous[k]!));
+    const lr = learningRate(s, o.lr, o.steps, o.warmup);
+    opt.step(tr.params, grads, lr);
+    const seconds = (performance.now() - t0) / 1000 - evalSeconds;
+    hooks.onStep?.({ step: s, steps: o.steps, loss: r.loss, lr, gradNorm: norm, seconds, tokensPerSecond: (s * tokens) / seconds });
+    if (o.evalEvery > 0 && s % o.evalEvery === 0 && s < o.steps) {
+      const e0 = performance.now();
+      await evaluate(s, await tr.final());
+      evalSeconds += (performance.now() - e0) / 1000;
+    }
+  }
+  const trainSeconds = (performance.now() - t0) / 1000 - evalSeconds;
+  const done = stopped ? Math.max(0, stopped.keptStep) : o.steps;
+  let weights = await tr.final();
+  let beforeRemask: EvalPoint | null = null;
+  if ("masks" in tr) {
+    const masks = (tr as ReturnType<typeof loraTrainable>).masks;
+    if ([...masks.values()].some((m) => m !== null)) {
+      if (o.evalIds) {
+        const r = await perplexity(studentWith(student, weights), o.evalIds, { seqlen: o.evalSeqlen, limitWindows: o.evalLimitWindows });
+        beforeRemask = { step: done, perplexity: r.perplexity };
+      }
+      const remasked = new Map<string, Float32Array>();
+      for (const [name, w] of weights) {
+        const m = masks.get(name);
+        const out = w.slice();
+        if (m) for (let i = 0; i < out.length; i++) if (m[i] === 0) out[i] = 0;
+        remasked.set(name, out);
+      }
+      weights = remasked;
+    }
+  }
+  await evaluate(done, weights);
+  const trained = stopped ? losses.length : o.steps;
+  return {
+    losses,
+    evals,
+    beforeRemask,
+    weights,
+    stopped,
+    trainSeconds,
+    tokensPerSecond: (trained * tokens) / Math.max(trainSeconds, 1e-9),
+    trainable: tr.params.reduce((a, p) => a + (p.mask ? p.mask.reduce((x, y) => x + y, 0) : p.value.length), 0),
+  };
+}

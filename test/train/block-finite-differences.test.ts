@@ -1,0 +1,91 @@
+// Finite differences of the block backward on tiny synthetic shapes, in float64: the same graph
+// code built with float64 elements, loss = Σ out ⊙ R for a fixed random R (so d loss / d out = R).
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import { Rng } from "../../src/data/rng.js";
+import { CausalLM } from "../../src/models/model.js";
+import { layerPrefix, layerTensorShapes } from "../../src/models/llama.js";
+import { trainableConfig } from "../../src/train/trainable.js";
+import { syntheticModel, type SyntheticShape } from "../../src/models/synthetic.js";
+import { releaseSessions } from "../../src/runtime/ort.js";
+import { blockBackward } from "../../src/train/model-backward.js";
+
+after(releaseSessions);
+
+const tiny = (extra: Partial<SyntheticShape> = {}): SyntheticShape => ({
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 1,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 4,
+  vocab_size: 32,
+  rms_norm_eps: 1e-5,
+  ...extra,
+});
+
+function setup(shape: SyntheticShape, B: number, T: number) {
+  const { config, weights } = syntheticModel(shape, 7);
+  const w64 = new Map<string, Float64Array>();
+  for (const suffix of layerTensorShapes(trainableConfig(config), 0).keys()) w64.set(suffix, Float64Array.from(weights.read(layerPrefix(0) + suffix)));
+  const rng = new Rng(3);
+  const N = B * T * config.hiddenSize;
+  const x = Float64Array.from({ length: N }, () => 2 * rng.next() - 1);
+  const R = Float64Array.from({ length: N }, () => 2 * rng.next() - 1);
+  return { config, weights, w64, x, R, rng };
+}
+
+async function checkFiniteDifferences(shape: SyntheticShape, B: number, T: number): Promise<number> {
+  const { config, w64, x, R, rng } = setup(shape, B, T);
+  const loss = async (xx: Float64Array, ww: Map<string, Float64Array>) => {
+    const r = await blockBackward(config, B, T, xx, ww, R);
+    let s = 0;
+    for (let i = 0; i < R.length; i++) s += r.out[i]! * R[i]!;
+    return s;
+  };
+  const g = await blockBackward(config, B, T, x, w64, R, { normGrads: true });
+  const eps = 1e-6;
+  let worst = 0;
+  const probe = async (label: string, arr: Float64Array, grad: Float64Array, reload: () => Promise<number>) => {
+    for (let k = 0; k < 4; k++) {
+      const i = rng.int(arr.length);
+      const old = arr[i]!;
+      arr[i] = old + eps;
+      const lp = await reload();
+      arr[i] = old - eps;
+      const lm = await reload();
+      arr[i] = old;
+      const fd = (lp - lm) / (2 * eps);
+      const err = Math.abs(fd - grad[i]!) / Math.max(1e-3, Math.abs(fd));
+      worst = Math.max(worst, err);
+      assert.ok(err < 1e-5, `${label}[${i}]: finite difference ${fd}, backward ${grad[i]}`);
+    }
+  };
+  for (const [suffix, w] of w64) await probe(suffix, w, g.grads.get(suffix)!, () => loss(x, w64));
+  await probe("hidden", x, g.gradHidden, () => loss(x, w64));
+  return worst;
+}
+
+test("block backward matches finite differences (float64; GQA 4 q / 2 kv heads, causal)", async () => {
+  const worst = await checkFiniteDifferences(tiny(), 2, 5);
+  console.log(`# worst relative error vs finite differences: ${worst.toExponential(2)}`);
+});
+
+test("… with q/k/v biases and a sliding window shorter than the sequence (Qwen2 / Mistral fields)", async () => {
+  const worst = await checkFiniteDifferences(tiny({ architectures: ["Qwen2ForCausalLM"], sliding_window: 3, use_sliding_window: true }), 2, 6);
+  console.log(`# worst relative error vs finite differences: ${worst.toExponential(2)}`);
+});
+
+test("the recomputed forward inside the backward equals the model's forward graph", async () => {
+  const B = 2;
+  const T = 5;
+  const { config, weights, x } = setup(tiny(), B, T);
+  const model = new CausalLM(config, weights, "<synthetic>");
+  const x32 = Float32Array.from(x);
+  const w32 = model.layerWeights(0);
+  const fwd = (await model.runLayer(0, x32, B, T, { weights: w32 })).hidden;
+  const r = await blockBackward(config, B, T, x32, w32, new Float32Array(x32.length));
+  let diff = 0;
+  for (let i = 0; i < fwd.length; i++) diff = Math.max(diff, Math.abs(fwd[i]! - r.out[i]!));
+  assert.ok(diff < 1e-5, `max |Δ| ${diff}`);
+});
