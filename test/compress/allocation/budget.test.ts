@@ -14,7 +14,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { planStage, solveBudget } from "../../../src/compress/allocation/budget.js";
-import { buildSensitivityDatabase, DEFAULT_GRID, readDatabase, settingsOf, writeDatabase, type SensitivityDatabase, type Setting } from "../../../src/compress/allocation/sensitivity.js";
+import { buildSensitivityDatabase, DEFAULT_GRID, readDatabase, settingsOf, settingStage, writeDatabase, type SensitivityDatabase, type Setting } from "../../../src/compress/allocation/sensitivity.js";
 import { parseRecipe } from "../../../src/compress/recipe.js";
 import { buildStage } from "../../../src/compress/registry.js";
 import { SafetensorsFile } from "../../../src/formats/safetensors.js";
@@ -158,6 +158,13 @@ describe("budget solver on stories260K (issue #15 acceptance)", needsShared, () 
     const msg = `budget ${budget} bytes: plan ${plan.bytes} bytes, ppl ${mixed.perplexity.toFixed(4)} vs uniform GPTQ 3-bit g128 ${uniform.perplexity.toFixed(4)}`;
     t.diagnostic(msg);
     assert.ok(mixed.perplexity <= 0.9 * uniform.perplexity, msg); // the goal: ≥ 10 % lower
+    // and the allocation itself, not only its better candidates: the plan also beats the uniform
+    // setting that fits the budget with the least summed KL (3-bit g128 act-order + mse)
+    const fits = db.settings.filter((x) => x.method === "gptq" && uniformSum("bytes", x.id) <= budget);
+    const best = fits.reduce((a, x) => (uniformSum("kl", x.id) < uniformSum("kl", a.id) ? x : a));
+    const bestUniform = await compressAndEvaluate(settingStage(best)!);
+    t.diagnostic(`best uniform setting within the budget, ${best.id}: ppl ${bestUniform.perplexity.toFixed(4)}`);
+    assert.ok(mixed.perplexity < bestUniform.perplexity);
   });
 
   it("at the kept weights of uniform SparseGPT 60 %", async (t) => {
