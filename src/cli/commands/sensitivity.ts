@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { Command } from "commander";
-import { DEFAULT_GRID, buildSensitivityDatabase, settingsOf, type SensitivityDatabase, type Setting } from "../../compress/allocation/sensitivity.js";
+import { DEFAULT_GRID, GPTQ_VARIANTS, buildSensitivityDatabase, settingsOf, type SensitivityDatabase, type Setting, type SettingGrid } from "../../compress/allocation/sensitivity.js";
 import { TOPIARY_VERSION } from "../../compress/job.js";
 import { buildStage } from "../../compress/registry.js";
 import { loadModel } from "../../models/load.js";
@@ -16,6 +16,7 @@ interface SensitivityFlags extends CalibrationFlags {
   patterns: string;
   bits: string;
   groupSizes: string;
+  gptqVariants: string;
   targets?: string[];
   ignore?: string[];
   endToEnd?: number | true;
@@ -38,6 +39,7 @@ export function registerSensitivity(program: Command): void {
     .option("--patterns <list>", "SparseGPT N:M patterns (none: no pattern)", DEFAULT_GRID.patterns.join(","))
     .option("--bits <list>", "GPTQ bit widths", DEFAULT_GRID.bits.join(","))
     .option("--group-sizes <list>", "GPTQ group sizes (-1: one grid per output row)", DEFAULT_GRID.groupSizes.join(","))
+    .option("--gptq-variants <list>", `GPTQ variants of every bits × group size: ${GPTQ_VARIANTS.join(", ")}`, DEFAULT_GRID.gptqVariants.join(","))
     .option("--targets <regex...>", "only linears whose name matches (default: every decoder linear)")
     .option("--ignore <regex...>", "skip linears whose name matches")
     .option("--end-to-end [windows]", "also the KL to the original when only that linear is compressed, on the first calibration windows (default 4)", int("--end-to-end", 1))
@@ -49,6 +51,7 @@ export function registerSensitivity(program: Command): void {
       patterns: list("--patterns", o.patterns, (x) => /^\d+:\d+$/.test(x)),
       bits: list("--bits", o.bits, (x) => ["2", "3", "4", "8"].includes(x)).map(Number),
       groupSizes: list("--group-sizes", o.groupSizes, (x) => x === "-1" || (Number.isInteger(Number(x)) && Number(x) > 0)).map(Number),
+      gptqVariants: list("--gptq-variants", o.gptqVariants, (x) => (GPTQ_VARIANTS as readonly string[]).includes(x)) as SettingGrid["gptqVariants"],
     };
     const settings: Setting[] = settingsOf(grid);
     // validates every setting (e.g. an N:M pattern with N ≥ M) before the pass starts

@@ -47,6 +47,10 @@ export interface Setting {
   bits?: number;
   /** input columns per group; -1: one grid per output row */
   groupSize?: number;
+  /** GPTQ: columns by decreasing H_jj (with groups: static groups, so no g_idx is stored) */
+  actOrder?: boolean;
+  /** GPTQ: each grid's range shrunk to the least Σ|q − w|^2.4 (quant.py `mse`) */
+  mse?: boolean;
 }
 
 export interface LinearEntry {
@@ -80,21 +84,34 @@ export interface SettingGrid {
   patterns: string[];
   bits: number[];
   groupSizes: number[];
+  /** GPTQ variants measured for every bits × group size: "plain", "act-order", "mse", "act-order+mse" */
+  gptqVariants: GptqVariant[];
 }
+
+export const GPTQ_VARIANTS = ["plain", "act-order", "mse", "act-order+mse"] as const;
+export type GptqVariant = (typeof GPTQ_VARIANTS)[number];
 
 export const DEFAULT_GRID: SettingGrid = {
   sparsities: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
   patterns: ["2:4", "4:8"],
   bits: [2, 3, 4, 8],
   groupSizes: [32, 128, -1],
+  gptqVariants: ["plain", "act-order+mse"],
 };
 
 export function settingsOf(grid: SettingGrid): Setting[] {
   const out: Setting[] = [{ id: "dense" }];
   for (const s of grid.sparsities) out.push({ id: `sparsegpt-${s}`, method: "sparsegpt", sparsity: s });
   for (const p of grid.patterns) out.push({ id: `sparsegpt-${p}`, method: "sparsegpt", pattern: p });
-  for (const b of grid.bits) {
-    for (const g of grid.groupSizes) out.push({ id: `gptq-${b}-${g === -1 ? "channel" : `g${g}`}`, method: "gptq", bits: b, groupSize: g });
+  for (const v of grid.gptqVariants) {
+    const actOrder = v.includes("act-order");
+    const mse = v.includes("mse");
+    const suffix = v === "plain" ? "" : `-${v}`;
+    for (const b of grid.bits) {
+      for (const g of grid.groupSizes) {
+        out.push({ id: `gptq-${b}-${g === -1 ? "channel" : `g${g}`}${suffix}`, method: "gptq", bits: b, groupSize: g, ...(actOrder ? { actOrder } : {}), ...(mse ? { mse } : {}) });
+      }
+    }
   }
   return out;
 }
@@ -103,7 +120,14 @@ export function settingsOf(grid: SettingGrid): Setting[] {
 export function settingStage(s: Setting): Record<string, unknown> | null {
   if (!s.method) return null;
   if (s.method === "sparsegpt") return s.pattern ? { method: "sparsegpt", pattern: s.pattern } : { method: "sparsegpt", sparsity: s.sparsity };
-  return { method: "gptq", bits: s.bits, group_size: s.groupSize };
+  return {
+    method: "gptq",
+    bits: s.bits,
+    group_size: s.groupSize,
+    // static groups: the natural column groups, so the writer stores no g_idx (same bytes as without act-order)
+    ...(s.actOrder ? { act_order: true, ...(s.groupSize !== -1 ? { static_groups: true } : {}) } : {}),
+    ...(s.mse ? { mse: true } : {}),
+  };
 }
 
 /** The compressed-tensors format a setting's linear is stored in. */

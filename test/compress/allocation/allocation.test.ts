@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { EndToEnd } from "../../../src/compress/allocation/end-to-end.js";
 import { exactName, MixedCompressor } from "../../../src/compress/allocation/mixed.js";
 import { outlierRatio, owlSparsities, wandaScores } from "../../../src/compress/allocation/owl.js";
-import { buildSensitivityDatabase, outputLoss, readDatabase, settingFormat, settingsOf, DEFAULT_GRID } from "../../../src/compress/allocation/sensitivity.js";
+import { buildSensitivityDatabase, outputLoss, readDatabase, settingFormat, settingsOf, settingStage, DEFAULT_GRID } from "../../../src/compress/allocation/sensitivity.js";
 import type { CalibrationBatch } from "../../../src/data/calibration.js";
 import { solveKnapsack, type Option } from "../../../src/compress/allocation/solver.js";
 import { parseRecipe } from "../../../src/compress/recipe.js";
@@ -120,9 +120,16 @@ describe("sensitivity", () => {
     assert.ok(Math.abs(l.relLoss - direct / signal) < 1e-4);
   });
 
-  it("settings: dense, SparseGPT sparsities and N:M, GPTQ bits × group sizes; each a valid stage", () => {
+  it("settings: dense, SparseGPT sparsities and N:M, GPTQ bits × group sizes × variants; each a valid stage", () => {
     const s = settingsOf(DEFAULT_GRID);
-    assert.equal(s.length, 1 + 8 + 2 + 12);
+    assert.equal(s.length, 1 + 8 + 2 + 12 * 2);
+    assert.deepEqual(s.find((x) => x.id === "gptq-3-g128-act-order+mse"), { id: "gptq-3-g128-act-order+mse", method: "gptq", bits: 3, groupSize: 128, actOrder: true, mse: true });
+    // act-order with groups uses static groups: no g_idx, so the same bytes as without act-order
+    assert.deepEqual(settingStage(s.find((x) => x.id === "gptq-4-g32-act-order+mse")!), { method: "gptq", bits: 4, group_size: 32, act_order: true, static_groups: true, mse: true });
+    assert.deepEqual(settingStage(s.find((x) => x.id === "gptq-4-channel-act-order+mse")!), { method: "gptq", bits: 4, group_size: -1, act_order: true, mse: true });
+    const mse = settingsOf({ ...DEFAULT_GRID, gptqVariants: ["mse"] });
+    assert.deepEqual(settingStage(mse.find((x) => x.id === "gptq-3-g128-mse")!), { method: "gptq", bits: 3, group_size: 128, mse: true });
+    for (const x of [...s, ...mse]) if (settingStage(x)) buildStage(settingStage(x)!, x.id);
     assert.deepEqual(s.find((x) => x.id === "gptq-4-g128"), { id: "gptq-4-g128", method: "gptq", bits: 4, groupSize: 128 });
     assert.deepEqual(s.find((x) => x.id === "sparsegpt-0.5"), { id: "sparsegpt-0.5", method: "sparsegpt", sparsity: 0.5 });
     assert.ok(s.find((x) => x.id === "gptq-3-channel"));
@@ -202,7 +209,7 @@ describe("end-to-end sensitivity", needsShared, () => {
 describe("sensitivity database file", needsShared, () => {
   it("is rewritten after every layer and a partial one of the same run is resumed", async () => {
     const calibration = { batch: { ids: Int32Array.from({ length: 64 }, (_, i) => (i * 11 + 3) % 512), nsamples: 2, seqlen: 32 } as CalibrationBatch, info: { test: 1 } };
-    const settings = settingsOf({ sparsities: [0.5], patterns: [], bits: [4], groupSizes: [-1] });
+    const settings = settingsOf({ sparsities: [0.5], patterns: [], bits: [4], groupSizes: [-1], gptqVariants: ["plain"] });
     const out = path.join(tempDir(), "db.json");
     const run = async () => {
       const model = loadModel(STORIES);

@@ -5,15 +5,16 @@
 //    records each linear's bits / group size / sparsity.
 //  - Issue #15 acceptance, with the reference calibration: at exactly the bytes of uniform GPTQ
 //    3-bit g128, and at the kept weights of uniform SparseGPT 60 %, the solver's plan against the
-//    uniform one, with the default objective (the end-to-end KL, measured on 4 calibration windows).
-//    The mixed-sparsity plan beats uniform; the bytes plan beats uniform but by less than the
-//    10 % asked (README, Budget solver): that assertion is marked todo, and the figures are printed.
+//    uniform one, with the default objective (the end-to-end KL, measured on 4 calibration windows)
+//    and the default settings (GPTQ plain and with act-order + the mse range search). The
+//    mixed-sparsity plan beats uniform; the bytes plan is ≥ 10 % below uniform (README, Budget
+//    solver, for how much of that the act-order + mse candidates give on their own).
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { planStage, solveBudget } from "../../../src/compress/allocation/budget.js";
-import { buildSensitivityDatabase, DEFAULT_GRID, readDatabase, settingsOf, type SensitivityDatabase } from "../../../src/compress/allocation/sensitivity.js";
+import { buildSensitivityDatabase, DEFAULT_GRID, readDatabase, settingsOf, settingStage, writeDatabase, type SensitivityDatabase, type Setting } from "../../../src/compress/allocation/sensitivity.js";
 import { parseRecipe } from "../../../src/compress/recipe.js";
 import { buildStage } from "../../../src/compress/registry.js";
 import { SafetensorsFile } from "../../../src/formats/safetensors.js";
@@ -39,7 +40,7 @@ describe("budget solver CLI", needsShared, () => {
   it("sensitivity → compress --target-bytes: written bytes within the budget, a re-runnable recipe, per-linear settings", async () => {
     const dir = tempDir();
     const db = path.join(dir, "db.json");
-    const s = await topiary(["sensitivity", STORIES, ...SMALL, "--sparsities", "0.5", "--patterns", "none", "--bits", "2,3,4", "--group-sizes", "32,-1", "--out", db], 300_000);
+    const s = await topiary(["sensitivity", STORIES, ...SMALL, "--sparsities", "0.5", "--patterns", "none", "--bits", "2,3,4", "--group-sizes", "32,-1", "--gptq-variants", "plain", "--out", db], 300_000);
     assert.equal(s.code, 0, s.stderr);
     const data = readDatabase(db);
     assert.equal(data.linears.length, 35);
@@ -92,24 +93,58 @@ describe("budget solver CLI", needsShared, () => {
   });
 });
 
+/**
+ * The acceptance runs' database: `settingsOf(DEFAULT_GRID)` measured on the reference calibration
+ * with the end-to-end KL on 4 windows. Building it takes minutes (every linear × setting is
+ * compressed and the rest of the model run), so it is stored beside this test and checked against
+ * the current code on layer 4 (a sparse, a plain GPTQ and an act-order+mse GPTQ setting: bytes and zeros exactly,
+ * losses and KL to 1e-3): a change to SparseGPT, GPTQ, the writer's sizes or the KL that moves
+ * them fails that check. `TOPIARY_REBUILD_SENSITIVITY=1 npm test -- allocation/budget` rebuilds it.
+ */
+const FIXTURE = path.join(import.meta.dirname, "stories260K-sensitivity.json");
+const CHECKED = ["sparsegpt-0.6", "gptq-3-g128", "gptq-3-channel-act-order+mse"];
+
+async function referenceDatabase(settings: Setting[], targets?: string[]): Promise<SensitivityDatabase> {
+  const model = loadModel(STORIES);
+  try {
+    return await buildSensitivityDatabase({
+      model,
+      modelDir: "stories260K",
+      calibration: { batch: referenceCalibration(), info: { reference: "first 128 × 512 of tinystories/calib.txt" } },
+      select: buildStage({ method: "magnitude", ...(targets ? { targets } : {}) }, "test"),
+      settings,
+      version: "test",
+      endToEnd: 4,
+    });
+  } finally {
+    model.close();
+  }
+}
+
 describe("budget solver on stories260K (issue #15 acceptance)", needsShared, () => {
   let db: SensitivityDatabase;
   const uniformSum = (key: "bytes" | "kl", id: string) => db.linears.reduce((a, l) => a + l[key]![id]!, 0);
 
-  it("builds the database in one dense pass with the reference calibration", async () => {
-    const model = loadModel(STORIES);
-    db = await buildSensitivityDatabase({
-      model,
-      modelDir: STORIES,
-      calibration: { batch: referenceCalibration(), info: { reference: "first 128 × 512 of tinystories/calib.txt" } },
-      select: buildStage({ method: "magnitude" }, "test"),
-      settings: settingsOf(DEFAULT_GRID),
-      version: "test",
-      endToEnd: 4,
-    });
-    model.close();
+  it("the stored database is what the current code measures (layer 4, three settings)", async () => {
+    if (process.env.TOPIARY_REBUILD_SENSITIVITY) writeDatabase(FIXTURE, await referenceDatabase(settingsOf(DEFAULT_GRID)));
+    db = readDatabase(FIXTURE);
+    assert.deepEqual(db.settings, settingsOf(DEFAULT_GRID));
     assert.equal(db.linears.length, 35);
     assert.equal(db.endToEndTokens, 4 * 512);
+    // act-order (static groups: no g_idx) and the mse range search store exactly what plain GPTQ does
+    for (const l of db.linears) for (const s of db.settings.filter((x) => x.actOrder)) assert.equal(l.bytes[s.id], l.bytes[s.id.replace("-act-order+mse", "")], `${l.name} ${s.id}`);
+    const fresh = await referenceDatabase(db.settings.filter((s) => CHECKED.includes(s.id)), ["layers\\.4\\."]);
+    assert.equal(fresh.linears.length, 7);
+    const close = (a: number, b: number) => Math.abs(a - b) <= 1e-3 * Math.max(Math.abs(a), Math.abs(b), 1e-6);
+    for (const f of fresh.linears) {
+      const stored = db.linears.find((l) => l.name === f.name)!;
+      for (const id of CHECKED) {
+        assert.equal(f.bytes[id], stored.bytes[id], `${f.name} ${id} bytes`);
+        assert.equal(f.zeros[id], stored.zeros[id], `${f.name} ${id} zeros`);
+        assert.ok(close(f.loss[id]!, stored.loss[id]!), `${f.name} ${id} loss ${f.loss[id]} vs stored ${stored.loss[id]}`);
+        assert.ok(close(f.kl![id]!, stored.kl![id]!), `${f.name} ${id} kl ${f.kl![id]} vs stored ${stored.kl![id]}`);
+      }
+    }
   });
 
   it("at the bytes of uniform GPTQ 3-bit g128", async (t) => {
@@ -117,15 +152,19 @@ describe("budget solver on stories260K (issue #15 acceptance)", needsShared, () 
     const plan = solveBudget(db, { kind: "bytes", value: budget });
     assert.ok(plan.bytes <= budget);
     assert.equal(plan.objective, "kl");
-    assert.ok(plan.loss <= uniformSum("kl", "gptq-3-g128"), "the uniform plan is a feasible point of the knapsack");
+    assert.ok(plan.loss <= uniformSum("kl", "gptq-3-channel-act-order+mse"), "every uniform plan within the budget is a feasible point of the knapsack");
     const mixed = await compressAndEvaluate(planStage(plan));
     const uniform = await compressAndEvaluate({ method: "gptq", bits: 3, group_size: 128 });
     const msg = `budget ${budget} bytes: plan ${plan.bytes} bytes, ppl ${mixed.perplexity.toFixed(4)} vs uniform GPTQ 3-bit g128 ${uniform.perplexity.toFixed(4)}`;
     t.diagnostic(msg);
-    assert.ok(mixed.perplexity < uniform.perplexity, msg);
-    await t.test("goal: ≥ 10 % lower perplexity than uniform", { todo: "not met on stories260K (README, Budget solver)" }, () => {
-      assert.ok(mixed.perplexity <= 0.9 * uniform.perplexity, msg);
-    });
+    assert.ok(mixed.perplexity <= 0.9 * uniform.perplexity, msg); // the goal: ≥ 10 % lower
+    // and the allocation itself, not only its better candidates: the plan also beats the uniform
+    // setting that fits the budget with the least summed KL (3-bit g128 act-order + mse)
+    const fits = db.settings.filter((x) => x.method === "gptq" && uniformSum("bytes", x.id) <= budget);
+    const best = fits.reduce((a, x) => (uniformSum("kl", x.id) < uniformSum("kl", a.id) ? x : a));
+    const bestUniform = await compressAndEvaluate(settingStage(best)!);
+    t.diagnostic(`best uniform setting within the budget, ${best.id}: ppl ${bestUniform.perplexity.toFixed(4)}`);
+    assert.ok(mixed.perplexity < bestUniform.perplexity);
   });
 
   it("at the kept weights of uniform SparseGPT 60 %", async (t) => {
