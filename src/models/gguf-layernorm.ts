@@ -3,14 +3,14 @@
 // llama.cpp name (LayerNorm weights and biases included), the fused q/k/v as one `attn_qkv`
 // whose rows llama.cpp reads as q|k|v — BLOOM's and GPT-NeoX's per-head interleaved rows are
 // reordered (weight and bias), GPT-2's c_attn already is — and each family's metadata.
-import { archKey, Keys, ValueType } from "../formats/gguf/constants.js";
+import { Keys } from "../formats/gguf/constants.js";
 import { FormatError } from "../formats/errors.js";
 import { mapTensorName, type TensorNameTable } from "../formats/gguf/names.js";
-import type { MetadataValue } from "../formats/gguf/writer.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { ModelConfig } from "./config.js";
 import type { GgufFamily, GgufTensorPlan } from "./family.js";
 import { gatherRows, interleavedToConcatenatedRows, invertRows } from "./fused-layout.js";
+import { GgufMeta } from "./gguf-meta.js";
 
 export interface LayerNormGgufSpec<C extends ModelConfig> {
   /** llama.cpp architecture name */
@@ -29,19 +29,13 @@ export interface LayerNormGgufSpec<C extends ModelConfig> {
   /** what llama.cpp will compute differently from the original, one line each */
   warnings?(c: C): string[];
   /** architecture metadata beyond the common keys */
-  metadata(c: C, kv: MetadataWriter): void;
+  metadata(c: C, meta: GgufMeta): void;
 }
 
-export interface MetadataWriter {
-  u32(key: string, value: number): void;
-  f32(key: string, value: number): void;
-  bool(key: string, value: boolean): void;
-}
-
-/** "{arch}.attention.layer_norm_epsilon" (gguf-py Keys.Attention.LAYERNORM_EPS). */
-export const LAYERNORM_EPS = "{arch}.attention.layer_norm_epsilon";
-/** "{arch}.use_parallel_residual" (gguf-py Keys.LLM.USE_PARALLEL_RESIDUAL). */
-export const USE_PARALLEL_RESIDUAL = "{arch}.use_parallel_residual";
+/** gguf-py Keys.Attention.LAYERNORM_EPS */
+export const LAYERNORM_EPS = "attention.layer_norm_epsilon";
+/** gguf-py Keys.LLM.USE_PARALLEL_RESIDUAL */
+export const USE_PARALLEL_RESIDUAL = "use_parallel_residual";
 
 export function layerNormGguf<C extends ModelConfig>(spec: LayerNormGgufSpec<C>): GgufFamily<C> {
   const isQkv = (name: string) => spec.interleavedQkv !== undefined && new RegExp(`\\.${spec.interleavedQkv.replace(/\./g, "\\.")}\\.(weight|bias)$`).test(name);
@@ -67,22 +61,18 @@ export function layerNormGguf<C extends ModelConfig>(spec: LayerNormGgufSpec<C>)
         return plan;
       });
     },
-    metadata(c, arch): [string, MetadataValue][] {
-      const kv: [string, MetadataValue][] = [];
-      const writer: MetadataWriter = {
-        u32: (key, value) => kv.push([archKey(key, arch), { type: ValueType.UINT32, value }]),
-        f32: (key, value) => kv.push([archKey(key, arch), { type: ValueType.FLOAT32, value }]),
-        bool: (key, value) => kv.push([archKey(key, arch), { type: ValueType.BOOL, value }]),
-      };
-      writer.u32(Keys.LLM.VOCAB_SIZE, c.vocabSize);
-      writer.u32(Keys.LLM.CONTEXT_LENGTH, c.maxPositions);
-      writer.u32(Keys.LLM.EMBEDDING_LENGTH, c.hiddenSize);
-      writer.u32(Keys.LLM.BLOCK_COUNT, c.numLayers);
-      writer.u32(Keys.LLM.FEED_FORWARD_LENGTH, c.intermediateSize);
-      writer.u32(Keys.Attention.HEAD_COUNT, c.numHeads);
-      writer.u32(Keys.Attention.HEAD_COUNT_KV, c.numKvHeads);
-      spec.metadata(c, writer);
-      return kv;
+    metadata(c, arch) {
+      // GgufMeta.common writes an RMS eps: these families have LayerNorm's instead
+      const meta = new GgufMeta(arch)
+        .u32(Keys.LLM.VOCAB_SIZE, c.vocabSize)
+        .u32(Keys.LLM.CONTEXT_LENGTH, c.maxPositions)
+        .u32(Keys.LLM.EMBEDDING_LENGTH, c.hiddenSize)
+        .u32(Keys.LLM.BLOCK_COUNT, c.numLayers)
+        .u32(Keys.LLM.FEED_FORWARD_LENGTH, c.intermediateSize)
+        .u32(Keys.Attention.HEAD_COUNT, c.numHeads)
+        .u32(Keys.Attention.HEAD_COUNT_KV, c.numKvHeads);
+      spec.metadata(c, meta);
+      return meta.kv;
     },
     warnings: (c) => spec.warnings?.(c) ?? [],
     hfName: (ggufName) => mapTensorName(spec.names, ggufName, "toHf"),
