@@ -2,7 +2,7 @@
 // perplexity within 1 %, masks equal to the reference models', exact zero counts.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { needsShared } from "../helpers.js";
+import {} from "../helpers.js";
 import { compressAndEvaluate, LINEAR_SUFFIXES, maskAgreement, reference, referenceModel } from "./reference-helpers.js";
 
 const ROWS: [key: string, stage: Record<string, unknown>, model?: string][] = [
@@ -17,7 +17,7 @@ const ROWS: [key: string, stage: Record<string, unknown>, model?: string][] = [
   ["sparsegpt-70", { method: "sparsegpt", sparsity: 0.7 }],
 ];
 
-describe("pruning matches the reference code on stories260K", needsShared, () => {
+describe("pruning matches the reference code on stories260K", () => {
   for (const [key, stage, refModel] of ROWS) {
     it(key, async (t) => {
       const run = await compressAndEvaluate(stage);

@@ -6,7 +6,7 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import { SafetensorsWeights } from "../../src/formats/weights.js";
 import { float32ToBytes, writeSafetensors, type TensorToWrite } from "../../src/formats/safetensors.js";
-import { needsShared, REPO, STORIES, tempDir } from "../helpers.js";
+import { REPO, STORIES, tempDir } from "../helpers.js";
 
 interface Run {
   code: number;
@@ -24,7 +24,7 @@ function topiary(args: string[]): Promise<Run> {
   });
 }
 
-describe("topiary export --to gguf / inspect file.gguf", needsShared, () => {
+describe("topiary export --to gguf / inspect file.gguf", () => {
   const dir = tempDir("topiary-gguf-cli-");
   const out = path.join(dir, "stories-q4_0.gguf");
 

@@ -12,7 +12,7 @@ import { loadModel } from "../../src/models/load.js";
 import { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { needsShared, STORIES, tempDir } from "../helpers.js";
+import { STORIES, tempDir } from "../helpers.js";
 import { maxAbsDiff, PROMPTS, quantizedCheckpoint } from "./onnx-helpers.js";
 
 env.allowRemoteModels = false;
@@ -28,7 +28,7 @@ async function forwardLogits(model: PreTrainedModel, ids: Int32Array): Promise<F
   return out.logits.data as Float32Array;
 }
 
-describe("transformers.js runs topiary's ONNX export of stories260K", needsShared, () => {
+describe("transformers.js runs topiary's ONNX export of stories260K", () => {
   let own: CausalLM;
   let tok: TextTokenizer;
   const tmp = tempDir("topiary-onnx-tjs-");

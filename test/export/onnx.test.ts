@@ -16,7 +16,7 @@ import { CausalLM } from "../../src/models/model.js";
 import { syntheticModel } from "../../src/models/synthetic.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { needsShared, STORIES, tempDir } from "../helpers.js";
+import { STORIES, tempDir } from "../helpers.js";
 import { maxAbsDiff, PROMPTS, quantizedCheckpoint, top1Agreement } from "./onnx-helpers.js";
 
 const greedy = { maxNewTokens: 48, temperature: 0, topK: 0, topP: 1, seed: 0 };
@@ -28,7 +28,7 @@ async function compareLogits(dec: OnnxDecoder, model: CausalLM, ids: Int32Array)
   return { onnx, own, diff: maxAbsDiff(onnx, own) };
 }
 
-describe("ONNX export of stories260K", needsShared, () => {
+describe("ONNX export of stories260K", () => {
   let model: CausalLM;
   let tok: TextTokenizer;
   const tmp = tempDir("topiary-onnx-");

@@ -4,10 +4,10 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import { FormatError } from "../../src/formats/errors.js";
 import { parseModelConfig } from "../../src/models/registry.js";
-import { HAS_SHARED, needsShared, STORIES } from "../helpers.js";
+import { STORIES } from "../helpers.js";
 
 const FILE = "/models/x/config.json";
-const stories = (): Record<string, unknown> => (HAS_SHARED ? JSON.parse(fs.readFileSync(path.join(STORIES, "config.json"), "utf8")) : {});
+const stories = (): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(STORIES, "config.json"), "utf8"));
 
 /** parseModelConfig on stories260K's config.json after `change`; expects a FormatError matching `message`. */
 function rejects(change: (c: Record<string, unknown>) => void, message: RegExp): void {
@@ -19,7 +19,7 @@ function rejects(change: (c: Record<string, unknown>) => void, message: RegExp):
   );
 }
 
-describe("config.json → ModelConfig", needsShared, () => {
+describe("config.json → ModelConfig", () => {
   test("stories260K", () => {
     const c = parseModelConfig(path.join(STORIES, "config.json"), stories());
     assert.equal(c.architecture, "LlamaForCausalLM");

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import { FormatError } from "../../src/formats/errors.js";
 import { SafetensorsFile, writeSafetensors } from "../../src/formats/safetensors.js";
 import { loadModel } from "../../src/models/load.js";
-import { needsShared, STORIES, tempDir } from "../helpers.js";
+import { STORIES, tempDir } from "../helpers.js";
 import { copyStories, withConfig, withSafetensors } from "../formats/broken-models.js";
 
 function throwsFormat(fn: () => unknown, file: string, message: RegExp): void {
@@ -17,7 +17,7 @@ function throwsFormat(fn: () => unknown, file: string, message: RegExp): void {
   });
 }
 
-describe("loadModel", needsShared, () => {
+describe("loadModel", () => {
   const root = tempDir();
   let n = 0;
   const fresh = () => path.join(root, `m${n++}`);

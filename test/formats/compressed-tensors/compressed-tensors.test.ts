@@ -13,7 +13,7 @@ import { float32ToBytes, SafetensorsFile, writeSafetensors } from "../../../src/
 import { SafetensorsWeights } from "../../../src/formats/weights.js";
 import { loadModel } from "../../../src/models/load.js";
 import { Tensor } from "../../../src/tensor/tensor.js";
-import { needsShared, STORIES, tempDir } from "../../helpers.js";
+import { STORIES, tempDir } from "../../helpers.js";
 
 const root = tempDir("topiary-ct-");
 let counter = 0;
@@ -321,7 +321,7 @@ function readTensor(dir: string, name: string): Float32Array {
   return d;
 }
 
-describe("stories260K folders through loadModel", needsShared, () => {
+describe("stories260K folders through loadModel", () => {
   const source = SafetensorsWeights.open(STORIES);
   const linearNames = source
     .names()
