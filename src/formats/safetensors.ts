@@ -126,7 +126,9 @@ export class SafetensorsFile {
       throw new FormatError(file, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
     try {
-      const fileSize = fs.fstatSync(fd).size;
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) throw new FormatError(file, "is not a file");
+      const fileSize = stat.size;
       const { headerLen, json } = parseHeader(file, fd, fileSize);
       const dataStart = 8 + headerLen;
       const dataSize = fileSize - dataStart;
@@ -217,9 +219,12 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: Dtype, where: string): 
 export class SafetensorsModel {
   private readonly byName = new Map<string, SafetensorsFile>();
   readonly files: SafetensorsFile[];
+  /** The file to name in errors about the checkpoint as a whole: model.safetensors or the index. */
+  readonly location: string;
 
-  private constructor(files: SafetensorsFile[], weightMap?: Map<string, SafetensorsFile>) {
+  private constructor(files: SafetensorsFile[], weightMap?: Map<string, SafetensorsFile>, index?: string) {
     this.files = files;
+    this.location = index ?? files[0]!.file;
     if (weightMap) {
       for (const [n, f] of weightMap) this.byName.set(n, f);
     } else {
@@ -269,7 +274,8 @@ export class SafetensorsModel {
       for (const f of opened.values()) f.close();
       throw e;
     }
-    return new SafetensorsModel([...opened.values()], map);
+    if (opened.size === 0) throw new FormatError(index, "weight_map lists no tensors");
+    return new SafetensorsModel([...opened.values()], map, index);
   }
 
   names(): string[] {

@@ -36,7 +36,7 @@ export const llamaConfigSchema = z.looseObject({
   tie_word_embeddings: z.boolean().default(false),
   attention_bias: z.boolean().optional(),
   mlp_bias: z.boolean().default(false),
-  sliding_window: z.number().int().nullish(),
+  sliding_window: z.number().int().positive().nullish(),
   use_sliding_window: z.boolean().optional(),
   bos_token_id: tokenIds,
   eos_token_id: tokenIds,

@@ -55,16 +55,16 @@ describe("topiary export --to gguf / inspect file.gguf", () => {
 
   test("an existing output needs --overwrite; unknown --to and --type are usage errors", async () => {
     const again = await topiary(["export", STORIES, "--to", "gguf", "--type", "q4_0", "--out", out]);
-    assert.equal(again.code, 2);
+    assert.equal(again.code, 1);
     assert.match(again.stderr, /output already exists \(pass --overwrite to replace it\)/);
     const over = await topiary(["export", STORIES, "--to", "gguf", "--type", "q8_0", "--out", out, "--overwrite", "--json"]);
     assert.equal(over.code, 0, over.stderr);
     assert.equal((JSON.parse(over.stdout) as { fileType: string }).fileType, "MOSTLY_Q8_0");
     const badType = await topiary(["export", STORIES, "--to", "gguf", "--type", "q5_1", "--out", path.join(dir, "x.gguf")]);
-    assert.equal(badType.code, 2);
+    assert.equal(badType.code, 1);
     assert.match(badType.stderr, /--type for --to gguf must be one of f16, f32, q8_0, q4_0, q4_k, got "q5_1"/);
     const badTarget = await topiary(["export", STORIES, "--to", "tflite", "--out", path.join(dir, "x.tflite")]);
-    assert.equal(badTarget.code, 2);
+    assert.equal(badTarget.code, 1);
     assert.match(badTarget.stderr, /--to must be one of .*got "tflite"/);
   });
 

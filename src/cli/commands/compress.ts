@@ -1,4 +1,6 @@
 import type { Command } from "commander";
+import { checkTargets } from "../../compress/registry.js";
+import { FormatError } from "../../formats/errors.js";
 import { readRecipe } from "../../compress/recipe.js";
 import { loadModel } from "../../models/load.js";
 import { TextTokenizer } from "../../tokenizer/tokenizer.js";
@@ -26,6 +28,16 @@ export function registerCompress(program: Command): void {
     const stages = readRecipe(o.recipe);
     const writer = writerFromFlags(o);
     const model = loadModel(dir);
+    // a target that matches nothing is a mistake in the recipe: say so under its name, before any work
+    const linearNames = Array.from({ length: model.numLayers }, (_, i) => model.linears(i).map((l) => l.name)).flat();
+    stages.forEach((s, k) => {
+      try {
+        checkTargets(s, linearNames, `stage ${k + 1} (${s.method})`);
+      } catch (e) {
+        model.close();
+        throw new FormatError(o.recipe, (e as Error).message);
+      }
+    });
     const needsCalibration = stages.some((s) => s.compressor.needs !== "none");
     const calibration = needsCalibration ? loadCalibration(o, model, TextTokenizer.load(dir)) : null;
     model.close();

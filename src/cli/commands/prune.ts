@@ -1,11 +1,11 @@
 import type { Command } from "commander";
-import { buildStage } from "../../compress/registry.js";
 import { loadModel } from "../../models/load.js";
 import { TextTokenizer } from "../../tokenizer/tokenizer.js";
 import { addCalibrationOptions, loadCalibration, type CalibrationFlags } from "../calibration.js";
 import { num, int } from "../options.js";
 import { addOutputOptions, writerFromFlags, type OutputFlags } from "../output-flags.js";
 import { runJobWithProgress } from "../run-job.js";
+import { stageFromFlags } from "../stage-flags.js";
 import { UsageError } from "../errors.js";
 
 interface PruneFlags extends CalibrationFlags, OutputFlags {
@@ -56,7 +56,7 @@ export function registerPrune(program: Command): void {
     if (opts.targets) raw.targets = opts.targets;
     if (opts.ignore) raw.ignore = opts.ignore;
     if (opts.trueSequential) raw.true_sequential = true;
-    const stage = buildStage(raw, "prune");
+    const stage = stageFromFlags(raw, "prune");
     const writer = writerFromFlags(opts);
     const model = loadModel(dir);
     const calibration = stage.compressor.needs === "none" ? null : loadCalibration(opts, model, TextTokenizer.load(dir));
