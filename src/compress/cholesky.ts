@@ -27,7 +27,7 @@ function place(dst: Float32Array, n: number, r0: number, c0: number, src: Float3
 }
 
 /** L⁻¹ where A = L·Lᵀ (A symmetric positive definite, n×n row-major). */
-export async function inverseCholeskyFactor(A: Float32Array, n: number): Promise<Float32Array> {
+async function inverseCholeskyFactor(A: Float32Array, n: number): Promise<Float32Array> {
   if (n <= CHOLESKY_BASE) {
     const a = Float64Array.from(A);
     choleskyLower(a, n);

@@ -19,7 +19,7 @@ import { buildStage, type Stage } from "./registry.js";
 
 const recipeSchema = z.object({ stages: z.array(z.record(z.string(), z.unknown())).min(1, "a recipe needs at least one stage") }).strict();
 
-export function parseRecipe(text: string, file: string): Stage[] {
+function parseRecipe(text: string, file: string): Stage[] {
   let data: unknown;
   try {
     data = file.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);

@@ -20,8 +20,6 @@ const METHODS: Record<string, Method> = {
   gptq: { schema: gptqSchema, create: (o: z.infer<typeof gptqSchema>) => new GPTQCompressor(o) },
 };
 
-export const METHOD_NAMES = () => Object.keys(METHODS);
-
 /** Keys every stage may have, whatever its method. */
 const commonSchema = z
   .object({

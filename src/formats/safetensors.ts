@@ -32,7 +32,7 @@ export const DTYPE_BYTES = {
 
 export type Dtype = keyof typeof DTYPE_BYTES;
 
-export function isDtype(s: unknown): s is Dtype {
+function isDtype(s: unknown): s is Dtype {
   return typeof s === "string" && Object.hasOwn(DTYPE_BYTES, s);
 }
 
@@ -136,7 +136,7 @@ export class SafetensorsFile {
       const infos: TensorInfo[] = [];
       for (const [name, raw] of Object.entries(json)) {
         if (name === "__metadata__") {
-          if (typeof raw !== "object" || raw === null || !Object.values(raw).every((v) => typeof v === "string")) {
+          if (typeof raw !== "object" || raw === null || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === "string")) {
             throw new FormatError(file, `__metadata__ must map strings to strings`);
           }
           metadata = raw as Record<string, string>;

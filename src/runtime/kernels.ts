@@ -95,11 +95,6 @@ export async function subtractProduct(
   C.set(out.Y!.data as Float32Array);
 }
 
-/** C = A·B with A [m,k], B [k,n]. */
-export function matmul(A: Float32Array, B: Float32Array, m: number, k: number, n: number): Promise<Float32Array> {
-  return gemm(A, [m, k], B, [k, n]);
-}
-
 /**
  * XᵀX is symmetric, so only its upper block triangle is computed: X is split into k column
  * blocks and X_iᵀX_j is one GEMM for each i ≤ j. With blocks of ~512 columns that is k(k+1)/2 of

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { dequantize } from "../../src/compress/quant/grid.js";
+import { dequantize } from "../../src/formats/compressed-linear.js";
 import { SafetensorsModel } from "../../src/formats/safetensors.js";
 import { loadModel } from "../../src/models/load.js";
 import { DATA, STORIES, tempDir } from "../helpers.js";

@@ -3,8 +3,8 @@
 // 3 and 2 bits, every weight on its grid, pruned weights still zero after joint quantization.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { dequantize, quantizeToCodes } from "../../src/compress/quant/grid.js";
-import { groupOf } from "../../src/compress/types.js";
+import { dequantize, quantizeToCodes } from "../../src/formats/compressed-linear.js";
+import { groupOf } from "../../src/formats/compressed-linear.js";
 import {} from "../helpers.js";
 import { compressAndEvaluate, reference } from "./reference-helpers.js";
 

@@ -2,7 +2,7 @@
 // gptq quant.py with sym=True), a WeightSource that serves its codes the way a
 // compressed-tensors checkpoint does (`quantized(name)` → grid + codes; `read` → dequantized),
 // and stories260K widened by zero padding so that its rows are whole Q4_K super-blocks.
-import type { QuantGrid } from "../../src/compress/types.js";
+import type { QuantGrid } from "../../src/formats/compressed-linear.js";
 import type { WeightSource } from "../../src/formats/weights.js";
 import type { ModelConfig } from "../../src/models/config.js";
 import { floatToHalf, halfToFloat } from "../../src/tensor/dtype.js";

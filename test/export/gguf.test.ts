@@ -6,7 +6,7 @@ import { exportGguf } from "../../src/export/gguf.js";
 import { chooseType, isOutputTensor, outputNote, permuteRows, unpermuteRows } from "../../src/export/gguf-tensors.js";
 import { llamaVocab } from "../../src/export/gguf-vocab.js";
 import { GgufWeights } from "../../src/export/gguf-weights.js";
-import type { CompressedLinear } from "../../src/compress/types.js";
+import type { CompressedLinear } from "../../src/formats/compressed-linear.js";
 import { writeCompressedTensors } from "../../src/formats/compressed-tensors/writer.js";
 import { QuantType, TokenType } from "../../src/formats/gguf/constants.js";
 import { GgufFile } from "../../src/formats/gguf/reader.js";

@@ -92,9 +92,12 @@ function safetensorsCases(rng: Rng, b: Bases, n: number): FuzzCase[] {
       return [`truncated at ${at}`, good.subarray(0, at)];
     },
     () => {
-      const at = 8 + rng.int(headerLen);
+      // one structural character of the JSON ({ } [ ] : , ") replaced by another (a changed
+      // letter inside a string, e.g. in __metadata__, can leave a valid file)
+      const structural = [...headerText].flatMap((ch, i) => ("{}[]:,\"".includes(ch) ? [i] : []));
+      const at = 8 + pick(rng, structural);
       const c = Buffer.from(good);
-      c[at] = pick(rng, [0x7b, 0x22, 0x00, 0xff, 0x5d, 0x2c]);
+      c[at] = pick(rng, [0x7b, 0x22, 0x00, 0xff, 0x5d, 0x2c, 0x3a].filter((x) => x !== good[at]));
       return [`header byte ${at} broken`, c];
     },
     () => [`header not JSON`, joinRaw(pick(rng, ["", "{", "nul", "[", '{"a":', "\u0000", "{}}", "\"x\""]), data)],
@@ -126,7 +129,11 @@ function safetensorsCases(rng: Rng, b: Bases, n: number): FuzzCase[] {
       e.data_offsets = [b0!, b0! + 4e12];
     })],
     (t) => [`shape 2^60 elements, offsets unchanged, on ${t}`, withEntry(t, (e) => void (e.shape = [2 ** 30, 2 ** 30]))],
-    (t) => [`shape transposed on ${t}`, withEntry(t, (e) => void (e.shape = [...(e.shape as number[])].reverse().concat((e.shape as number[]).length === 1 ? [1] : [])))],
+    () => {
+      // a non-square matrix stored transposed: same bytes, wrong shape
+      const t = pick(rng, names.filter((n) => tensors.get(n)!.shape.length === 2 && tensors.get(n)!.shape[0] !== tensors.get(n)!.shape[1]));
+      return [`shape transposed on ${t}`, withEntry(t, (e) => void (e.shape = [...(e.shape as number[])].reverse()))];
+    },
     (t) => {
       const v = pick(rng, BAD_VALUES.concat([[-4, 0], [4, 2], [0], [0, 1, 2], ["0", "4"], [1.5, 5.5], [2 ** 53, 2 ** 53 + 8]]));
       return [`data_offsets ${JSON.stringify(v)} on ${t}`, withEntry(t, (e) => void (e.data_offsets = v))];

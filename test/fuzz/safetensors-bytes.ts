@@ -41,7 +41,8 @@ export function joinSafetensors(
   let off = 0;
   const parts: Buffer[] = [];
   for (const [name, t] of tensors) {
-    header[name] = entry(name, { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.bytes.length] });
+    // a fresh shape array per call: `entry` may edit it, and the next case must start clean
+    header[name] = entry(name, { dtype: t.dtype, shape: [...t.shape], data_offsets: [off, off + t.bytes.length] });
     off += t.bytes.length;
     parts.push(t.bytes);
   }

@@ -2,7 +2,7 @@
 // "{bid}" is the decoder block index; the ".weight"/".bias" suffix carries over unchanged.
 
 /** llama.cpp tensor names (MODEL_TENSOR → TENSOR_NAMES in gguf-py constants.py). */
-export const GGUF_TENSOR = {
+const GGUF_TENSOR = {
   TOKEN_EMBD: "token_embd",
   OUTPUT_NORM: "output_norm",
   OUTPUT: "output",

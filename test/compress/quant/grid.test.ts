@@ -4,17 +4,8 @@
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { describe, test } from "node:test";
-import {
-  dequantize,
-  findParams,
-  groupParams,
-  newGrid,
-  quantizeColumn,
-  quantizeToCodes,
-  roundHalfEven,
-  rtnQuantize,
-  setGroupParams,
-} from "../../../src/compress/quant/grid.js";
+import { findParams, groupParams, newGrid, quantizeColumn, rtnQuantize, setGroupParams } from "../../../src/compress/quant/grid.js";
+import { dequantize, quantizeToCodes, roundHalfEven } from "../../../src/formats/compressed-linear.js";
 import { SafetensorsWeights } from "../../../src/formats/weights.js";
 import { Tensor } from "../../../src/tensor/tensor.js";
 import { referenceResults, STORIES } from "../../helpers.js";

@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
 import { findParams, newGrid, rtnQuantize, setGroupParams } from "../../../src/compress/quant/grid.js";
-import type { CompressedLinear } from "../../../src/compress/types.js";
+import type { CompressedLinear } from "../../../src/formats/compressed-linear.js";
 import { CompressedTensorsWeights } from "../../../src/formats/compressed-tensors/reader.js";
 import { writeCompressedTensors, type CompressedTensorsOptions } from "../../../src/formats/compressed-tensors/writer.js";
 import { float32ToBytes, SafetensorsFile, writeSafetensors } from "../../../src/formats/safetensors.js";
