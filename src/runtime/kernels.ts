@@ -75,10 +75,11 @@ export async function subtractProduct(
   m: number,
   k: number,
   n: number,
-  opts: { transA?: boolean } = {},
+  /** `via` forces one branch (tests run both on the same input); by default the size decides */
+  opts: { transA?: boolean; via?: "js" | "onnxruntime" } = {},
 ): Promise<void> {
   const transA = opts.transA ?? false;
-  if (m * k * n <= SMALL_PRODUCT) {
+  if (opts.via === "js" || (opts.via === undefined && m * k * n <= SMALL_PRODUCT)) {
     for (let i = 0; i < m; i++) {
       const cRow = C.subarray(i * n, (i + 1) * n);
       for (let t = 0; t < k; t++) {
