@@ -88,7 +88,7 @@ export class CausalLM {
       if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
         throw new FormatError(this.weights.location, `tensor "${name}" has shape [${got.join(", ")}], config.json implies [${shape.join(", ")}]`);
       }
-      if (!/^(F64|F32|F16|BF16|INT\d)$/.test(this.weights.dtype(name))) throw new FormatError(this.weights.location, `tensor "${name}" has dtype ${this.weights.dtype(name)}; expected a floating type (F32, F16, BF16)`);
+      if (/^(BOOL|[IU](8|16|32|64)|F8_\w+)$/.test(this.weights.dtype(name))) throw new FormatError(this.weights.location, `tensor "${name}" has dtype ${this.weights.dtype(name)}; expected a floating type (F32, F16, BF16)`);
     };
     expect(EMBED_TOKENS, [c.vocabSize, c.hiddenSize]);
     expect(FINAL_NORM, [c.hiddenSize]);
