@@ -104,7 +104,7 @@ describe("bad input: one line on stderr naming the file, non-zero exit, no stack
 
   test("a tensor whose shape contradicts config.json", async () => {
     const dir = withConfig(fresh(), (c) => (c.intermediate_size = 128));
-    await fails(["inspect", dir], dir, /tensor "model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[172, 64\], config\.json implies \[128, 64\]/);
+    await fails(["inspect", dir], path.join(dir, "model.safetensors"), /tensor "model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[172, 64\], config\.json implies \[128, 64\]/);
   });
 
   test("missing tokenizer.json, missing model folder, missing --data file", async () => {
