@@ -39,9 +39,11 @@ describe("pruning matches the reference code on stories260K", () => {
             const name = `model.layers.${layer}.${s}.weight`;
             return maskAgreement(run.model.weights.read(name), refW.read(name));
           });
-          t.diagnostic(`layer ${layer} mask agreement: ${agreement.map((a) => (100 * a).toFixed(2)).join(" ")} %`);
+          t.diagnostic(`layer ${layer} mask agreement: ${agreement.map((a) => (100 * a).toFixed(4)).join(" ")} %`);
+          // README: magnitude and Wanda masks equal the reference's everywhere; SparseGPT's (float
+          // rounding differs: one Cholesky of the reversed H, left-looking updates) ≥ 99.99 % in every layer
           if (exact) assert.ok(agreement.every((a) => a === 1), `layer ${layer}: masks differ from ${refModel}`);
-          else if (layer === 0) assert.ok(agreement.every((a) => a >= 0.99), `layer 0: mask agreement below 99 %`);
+          else assert.ok(agreement.every((a) => a >= 0.9999), `layer ${layer}: mask agreement below 99.99 %`);
         }
         refW.close();
       }
