@@ -74,7 +74,8 @@ export class QuantizedOverlay implements WeightSource {
   }
 
   dtype(name: string): string {
-    return this.entries.has(name) ? "I8" : this.base.dtype(name);
+    // as the compressed-tensors reader names stored codes ("INT4"): not a safetensors integer dtype
+    return this.entries.has(name) ? "INT8" : this.base.dtype(name);
   }
 
   storedBytes(name: string): number {
