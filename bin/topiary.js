@@ -16,5 +16,6 @@ if (!hasMallocEnv() && process.env.TOPIARY_NO_MALLOC_ENV !== "1" && process.plat
 } else {
   const { register } = await import("tsx/esm/api");
   register();
-  await import("../src/cli/main.ts");
+  const { main } = await import("../src/cli/main.ts");
+  await main(process.argv);
 }

@@ -14,6 +14,14 @@ function find(dir) {
   });
 }
 
+// The end-to-end tests compare against ../shared (models, data, reference outputs); without it
+// they would all fail on their first file access, so say why once, up front. Nothing skips.
+const shared = path.resolve(import.meta.dirname, "..", "..", "shared");
+if (!fs.existsSync(path.join(shared, "models", "stories260K", "config.json"))) {
+  console.error(`npm test: ${shared} is missing: the tests need the shared folder (models/stories260K, data, reference) beside the repository`);
+  process.exit(1);
+}
+
 const filters = process.argv.slice(2);
 const files = find("test")
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))

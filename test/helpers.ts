@@ -1,17 +1,19 @@
-// Shared test helpers: where ../shared is, and a way to skip end-to-end tests without it.
+// Shared test helpers: where ../shared is, temporary folders, synthetic model folders.
+// The end-to-end tests need ../shared (models, data, reference outputs) and never skip without
+// it: importing this file without ../shared throws, so a missing checkout fails every such test
+// loudly instead of passing by skipping.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
 export const REPO = path.resolve(import.meta.dirname, "..");
 export const SHARED = path.resolve(REPO, "..", "shared");
-export const HAS_SHARED = fs.existsSync(path.join(SHARED, "models", "stories260K", "config.json"));
+if (!fs.existsSync(path.join(SHARED, "models", "stories260K", "config.json"))) {
+  throw new Error(`${SHARED} is missing (models, data and reference outputs the tests compare against): put the shared folder beside the repository`);
+}
 export const STORIES = path.join(SHARED, "models", "stories260K");
 export const DATA = path.join(SHARED, "data");
 export const REFERENCE = path.join(SHARED, "reference");
-
-/** `{ skip }` option for tests that need ../shared. */
-export const needsShared = HAS_SHARED ? {} : { skip: "../shared is not beside the repository" };
 
 const tempDirs: string[] = [];
 process.on("exit", () => {

@@ -4,10 +4,15 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-export function reportAndExit(e: unknown): never {
+/** The line printed for a failure, without the "topiary: " prefix. */
+export function failureLine(e: unknown): string {
   const err = e instanceof Error ? e : new Error(String(e));
-  if (process.env.TOPIARY_DEBUG === "1") console.error(err.stack);
-  const message = err.message.split("\n")[0]!.replace(/^Error: /, "");
-  process.stderr.write(`topiary: ${message}\n`);
-  process.exit(err instanceof UsageError ? 2 : 1);
+  return err.message.split("\n")[0]!.replace(/^Error: /, "");
+}
+
+/** Every failure, bad flag or bad file, exits 1 (as commander does for its own errors). */
+export function reportAndExit(e: unknown): never {
+  if (process.env.TOPIARY_DEBUG === "1") console.error(e instanceof Error ? e.stack : e);
+  process.stderr.write(`topiary: ${failureLine(e)}\n`);
+  process.exit(1);
 }

@@ -2,7 +2,7 @@
 // name: it asks each compressor which statistics it needs, collects them while running the
 // layer, and hands them over with the weight.
 import type { Tensor } from "../tensor/tensor.js";
-import type { CompressedLinear } from "./types.js";
+import type { CompressedLinear } from "../formats/compressed-linear.js";
 
 /**
  * Calibration statistics of one linear layer's input X (tokens × in):

@@ -16,7 +16,7 @@ const MAX_DAMPENING_RETRIES = 5;
  * Tokens whose XᵀX is kept for the reconstruction-error report when a method collects only
  * diag(H): enough for a stable ratio, small enough to cost ~one extra GEMM per layer.
  */
-export const ERROR_SAMPLE_TOKENS = 2048;
+const ERROR_SAMPLE_TOKENS = 2048;
 
 export class InputStatistics {
   private gram: GramAccumulator | null = null;
@@ -167,7 +167,7 @@ export async function inverseFactor(
 }
 
 /** H[perm][:, perm] */
-export function permuteSymmetric(H: Float32Array, d: number, perm: Int32Array): Float32Array {
+function permuteSymmetric(H: Float32Array, d: number, perm: Int32Array): Float32Array {
   const out = new Float32Array(d * d);
   for (let i = 0; i < d; i++) {
     const src = perm[i]! * d;

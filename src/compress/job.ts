@@ -15,7 +15,7 @@ import { runtimeVersion } from "../runtime/ort.js";
 import { fillCompressedTensors } from "../formats/compressed-tensors/writer.js";
 import type { CompressedTensorsFormat } from "../formats/compressed-tensors/constants.js";
 import { compressModel, type LayerProgress, type LinearReport } from "./pipeline.js";
-import type { CompressedLinear } from "./types.js";
+import type { CompressedLinear } from "../formats/compressed-linear.js";
 import { checkTargets, type Stage } from "./registry.js";
 import { CompressedStore } from "./store.js";
 import { compressionManifest, openStageStore, type CompressionProgress } from "./job-state.js";

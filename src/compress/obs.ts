@@ -11,7 +11,7 @@
 //         Wᵀ[k1:k2] −= Hinv[0:k1, k1:k2]ᵀ · Err[0:k1]
 //     ("left-looking": the GEMM's output is one block, not every later column, which keeps the
 //     per-block memory traffic small and the GEMM's inner dimension long).
-//   - Inside a block, sub-blocks of 16 columns do the same with the block's earlier sub-blocks; only
+//   - Inside a block, sub-blocks of 8 columns (SUB_BLOCK) do the same with the block's earlier sub-blocks; only
 //     within a sub-block are updates applied column by column in JS.
 // A rule sees a column after every update from the columns before it, exactly as in the paper.
 import { subtractProduct } from "../runtime/kernels.js";

@@ -17,7 +17,7 @@ import { assertFinite, Tensor } from "../tensor/tensor.js";
 import { InputStatistics } from "./hessian.js";
 import { stageTargets, type Stage } from "./registry.js";
 import type { CompressedStore } from "./store.js";
-import type { CompressedLinear } from "./types.js";
+import type { CompressedLinear } from "../formats/compressed-linear.js";
 
 export interface LinearReport {
   name: string;

@@ -34,6 +34,7 @@ export function parseRecipe(text: string, file: string): Stage[] {
   const parsed = recipeSchema.safeParse(data);
   if (!parsed.success) throw new FormatError(file, describeZodError(parsed.error));
   return parsed.data.stages.map((raw, i) => {
+    if (raw.sparsity !== undefined && raw.pattern !== undefined) throw new FormatError(file, `stage ${i + 1}: give sparsity or pattern, not both`);
     try {
       return buildStage(raw, `stage ${i + 1}`);
     } catch (e) {

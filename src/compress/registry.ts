@@ -29,8 +29,6 @@ const METHODS: Record<string, Method> = {
 /** Methods whose per-layer sparsity OWL can allocate. */
 const OWL_METHODS = ["magnitude", "wanda", "sparsegpt"];
 
-export const METHOD_NAMES = () => Object.keys(METHODS);
-
 /** Keys every stage may have, whatever its method. */
 const commonSchema = z
   .object({

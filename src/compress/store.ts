@@ -9,7 +9,7 @@ import path from "node:path";
 import { bytesToFloat32, SafetensorsFile, writeSafetensors, type TensorToWrite } from "../formats/safetensors.js";
 import type { WeightSource } from "../formats/weights.js";
 import { Tensor } from "../tensor/tensor.js";
-import type { CompressedLinear, QuantGrid } from "./types.js";
+import type { CompressedLinear, QuantGrid } from "../formats/compressed-linear.js";
 
 interface Meta {
   shape: number[];

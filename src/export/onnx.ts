@@ -12,7 +12,8 @@ import fs from "node:fs";
 import path from "node:path";
 import type { QuantGrid } from "../formats/compressed-linear.js";
 import { writeAll, writeDirAtomic } from "../formats/atomic.js";
-import { quantizeToCodes, rtnQuantize } from "../compress/quant/grid.js";
+import { rtnQuantize } from "../compress/quant/grid.js";
+import { quantizeToCodes } from "../formats/compressed-linear.js";
 import { blockSizeFor, MATMULNBITS_BITS, packMatMulNBits } from "../formats/onnx/matmulnbits.js";
 import { copyAuxFiles } from "../formats/hf-folder.js";
 import { externalDataName, modelFileName, MS_DOMAIN, ONNX_SUBFOLDER, type ExportDtype } from "../formats/onnx/names.js";
@@ -26,7 +27,7 @@ import { floatArrayToHalf } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
 import { TensorWarnings } from "./tensor-warnings.js";
 
-export const ONNX_WEIGHT_DTYPES = ["fp32", "fp16"] as const;
+const ONNX_WEIGHT_DTYPES = ["fp32", "fp16"] as const;
 export type OnnxWeightDtype = (typeof ONNX_WEIGHT_DTYPES)[number];
 
 export interface OnnxExportOptions {
@@ -84,7 +85,7 @@ export function onnxOptionsFor(type: ExportDtype, groupSize = 32): OnnxExportOpt
 }
 
 /** Checks that topiary can export `config` with `opts`; throws one line otherwise. */
-export function checkOnnxExport(config: ModelConfig, opts: OnnxExportOptions): void {
+function checkOnnxExport(config: ModelConfig, opts: OnnxExportOptions): void {
   if (!familyOf(config.architecture)) {
     throw new Error(`cannot export architecture "${config.architecture}" to ONNX (supported: ${SUPPORTED_ARCHITECTURES.join(", ")})`);
   }

@@ -70,7 +70,7 @@ export function quantize(x: number, scale: number, zero: number, maxq: number): 
 }
 
 /** The integer code clamp(round(w / scale) + zero, 0, maxq) of one value. */
-export function quantizeCode(x: number, scale: number, zero: number, maxq: number): number {
+function quantizeCode(x: number, scale: number, zero: number, maxq: number): number {
   return Math.min(Math.max(roundHalfEven(Math.fround(x / scale)) + zero, 0), maxq);
 }
 

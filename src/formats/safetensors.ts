@@ -33,7 +33,7 @@ export const DTYPE_BYTES = {
 
 export type Dtype = keyof typeof DTYPE_BYTES;
 
-export function isDtype(s: unknown): s is Dtype {
+function isDtype(s: unknown): s is Dtype {
   return typeof s === "string" && Object.hasOwn(DTYPE_BYTES, s);
 }
 
@@ -127,7 +127,9 @@ export class SafetensorsFile {
       throw new FormatError(file, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
     try {
-      const fileSize = fs.fstatSync(fd).size;
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) throw new FormatError(file, "is not a file");
+      const fileSize = stat.size;
       const { headerLen, json } = parseHeader(file, fd, fileSize);
       const dataStart = 8 + headerLen;
       const dataSize = fileSize - dataStart;
@@ -135,7 +137,7 @@ export class SafetensorsFile {
       const infos: TensorInfo[] = [];
       for (const [name, raw] of Object.entries(json)) {
         if (name === "__metadata__") {
-          if (typeof raw !== "object" || raw === null || !Object.values(raw).every((v) => typeof v === "string")) {
+          if (typeof raw !== "object" || raw === null || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === "string")) {
             throw new FormatError(file, `__metadata__ must map strings to strings`);
           }
           metadata = raw as Record<string, string>;
@@ -218,9 +220,12 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: Dtype, where: string): 
 export class SafetensorsModel {
   private readonly byName = new Map<string, SafetensorsFile>();
   readonly files: SafetensorsFile[];
+  /** The file to name in errors about the checkpoint as a whole: model.safetensors or the index. */
+  readonly location: string;
 
-  private constructor(files: SafetensorsFile[], weightMap?: Map<string, SafetensorsFile>) {
+  private constructor(files: SafetensorsFile[], weightMap?: Map<string, SafetensorsFile>, index?: string) {
     this.files = files;
+    this.location = index ?? files[0]!.file;
     if (weightMap) {
       for (const [n, f] of weightMap) this.byName.set(n, f);
     } else {
@@ -270,7 +275,8 @@ export class SafetensorsModel {
       for (const f of opened.values()) f.close();
       throw e;
     }
-    return new SafetensorsModel([...opened.values()], map);
+    if (opened.size === 0) throw new FormatError(index, "weight_map lists no tensors");
+    return new SafetensorsModel([...opened.values()], map, index);
   }
 
   names(): string[] {

@@ -38,7 +38,8 @@ export class SafetensorsWeights implements WeightSource {
   ) {}
 
   static open(location: string): SafetensorsWeights {
-    return new SafetensorsWeights(location, SafetensorsModel.open(location));
+    const st = SafetensorsModel.open(location);
+    return new SafetensorsWeights(st.location, st);
   }
 
   get checkpoint(): SafetensorsModel {

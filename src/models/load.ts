@@ -16,10 +16,6 @@ import { adapterFor, parseModelConfig } from "./registry.js";
 export type WeightOpener = (dir: string, rawConfig: Record<string, unknown>) => WeightSource | null;
 const openers: WeightOpener[] = [openCompressedTensors];
 
-export function registerWeightOpener(opener: WeightOpener): void {
-  openers.push(opener);
-}
-
 export function openWeights(dir: string, rawConfig: Record<string, unknown>): WeightSource {
   for (const open of openers) {
     const w = open(dir, rawConfig);

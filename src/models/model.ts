@@ -100,6 +100,7 @@ export class CausalLM {
       if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
         throw new FormatError(this.weights.location, `tensor "${name}" has shape [${got.join(", ")}], config.json implies [${shape.join(", ")}]`);
       }
+      if (/^(BOOL|[IU](8|16|32|64)|F8_\w+)$/.test(this.weights.dtype(name))) throw new FormatError(this.weights.location, `tensor "${name}" has dtype ${this.weights.dtype(name)}; expected a floating type (F32, F16, BF16)`);
     };
     for (const t of this.family.globalTensors(c)) if (!t.optional || this.weights.has(t.name)) expect(t.name, t.shape);
     for (let i = 0; i < c.numLayers; i++) {

@@ -75,10 +75,11 @@ export async function subtractProduct(
   m: number,
   k: number,
   n: number,
-  opts: { transA?: boolean } = {},
+  /** `via` forces one branch (tests run both on the same input); by default the size decides */
+  opts: { transA?: boolean; via?: "js" | "onnxruntime" } = {},
 ): Promise<void> {
   const transA = opts.transA ?? false;
-  if (m * k * n <= SMALL_PRODUCT) {
+  if (opts.via === "js" || (opts.via === undefined && m * k * n <= SMALL_PRODUCT)) {
     for (let i = 0; i < m; i++) {
       const cRow = C.subarray(i * n, (i + 1) * n);
       for (let t = 0; t < k; t++) {
@@ -93,11 +94,6 @@ export async function subtractProduct(
   const s = await cachedSession(`kernel:subtract-product:${transA}`, () => subtractProductGraph(transA));
   const out = await s.run({ C: f32(C, [m, n]), A: f32(A, transA ? [k, m] : [m, k]), B: f32(B, [k, n]) }, ["Y"]);
   C.set(out.Y!.data as Float32Array);
-}
-
-/** C = A·B with A [m,k], B [k,n]. */
-export function matmul(A: Float32Array, B: Float32Array, m: number, k: number, n: number): Promise<Float32Array> {
-  return gemm(A, [m, k], B, [k, n]);
 }
 
 /**

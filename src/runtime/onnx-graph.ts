@@ -4,7 +4,7 @@
 import { ProtoWriter } from "./protobuf.js";
 
 /** ONNX TensorProto.DataType */
-export const OnnxType = {
+const OnnxType = {
   float32: 1,
   uint8: 2,
   int8: 3,
@@ -39,7 +39,6 @@ interface TensorAttr {
   value: InitTensor;
 }
 export const float = (value: number): FloatAttr => ({ kind: "float", value });
-export const floats = (value: number[]): FloatsAttr => ({ kind: "floats", value });
 
 /** A constant tensor stored in the model (or, for export, in an external data file). */
 export interface InitTensor {
@@ -187,7 +186,7 @@ function attributeProto(name: string, v: AttrValue): ProtoWriter {
   return a;
 }
 
-export function tensorProto(t: InitTensor): ProtoWriter {
+function tensorProto(t: InitTensor): ProtoWriter {
   const p = new ProtoWriter();
   if (t.dims.length > 0) p.packedInts(1, t.dims);
   p.int(2, OnnxType[t.type]);

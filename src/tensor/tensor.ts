@@ -15,10 +15,6 @@ export class Tensor {
     this.shape = shape;
   }
 
-  static zeros(shape: readonly number[]): Tensor {
-    return new Tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
-  }
-
   get size(): number {
     return this.data.length;
   }
@@ -36,11 +32,6 @@ export class Tensor {
 
   clone(): Tensor {
     return new Tensor(this.data.slice(), this.shape);
-  }
-
-  /** A view with another shape over the same data (no copy). */
-  reshape(shape: readonly number[]): Tensor {
-    return new Tensor(this.data, shape);
   }
 
   expectRank(rank: number): void {

@@ -6,7 +6,7 @@ import path from "node:path";
 import { before, describe, it } from "node:test";
 import { SafetensorsModel } from "../../src/formats/safetensors.js";
 import { SafetensorsWeights } from "../../src/formats/weights.js";
-import { DATA, needsShared, STORIES, tempDir } from "../helpers.js";
+import { DATA, STORIES, tempDir } from "../helpers.js";
 import { compressAndEvaluate } from "../compress/reference-helpers.js";
 import { oneLineError, topiary } from "./run-cli.js";
 
@@ -31,7 +31,7 @@ function editedStories(edit: (name: string, data: Float32Array) => void): string
   return dir;
 }
 
-describe("topiary prune", needsShared, () => {
+describe("topiary prune", () => {
   const out = path.join(tempDir(), "sparsegpt-2-4");
   let inMemory = 0;
 

@@ -4,10 +4,10 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { dequantize } from "../../src/compress/quant/grid.js";
+import { dequantize } from "../../src/formats/compressed-linear.js";
 import { SafetensorsModel } from "../../src/formats/safetensors.js";
 import { loadModel } from "../../src/models/load.js";
-import { DATA, needsShared, STORIES, tempDir } from "../helpers.js";
+import { DATA, STORIES, tempDir } from "../helpers.js";
 import { compressAndEvaluate } from "../compress/reference-helpers.js";
 import { oneLineError, topiary } from "./run-cli.js";
 
@@ -22,7 +22,7 @@ async function evalJson(dir: string): Promise<number> {
   return JSON.parse(e.stdout).perplexity;
 }
 
-describe("topiary quantize / compress", needsShared, () => {
+describe("topiary quantize / compress", () => {
   const out = tempDir();
   let inMemory = 0;
 

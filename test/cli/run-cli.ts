@@ -27,7 +27,7 @@ export function topiary(args: string[], timeoutMs = 120_000, env: Record<string,
 
 /** Asserts the failure shape every bad input must have: one line, "topiary: …", non-zero exit. */
 export function oneLineError(r: CliRun): string {
-  if (r.code === 0) throw new Error(`expected a failure, got exit 0 (stdout: ${r.stdout.slice(0, 200)})`);
+  if (r.code !== 1) throw new Error(`expected exit 1, got ${r.code} (stdout: ${r.stdout.slice(0, 200)})`);
   const lines = r.stderr.trimEnd().split("\n");
   if (lines.length !== 1 || !lines[0]!.startsWith("topiary: ")) throw new Error(`expected one "topiary: …" line on stderr, got:\n${r.stderr}`);
   return lines[0]!;

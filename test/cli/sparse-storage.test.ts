@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { loadModel } from "../../src/models/load.js";
-import { needsShared, STORIES, syntheticFolder, tempDir } from "../helpers.js";
+import { STORIES, syntheticFolder, tempDir } from "../helpers.js";
 import { topiary } from "./run-cli.js";
 
 const size = (dir: string) => fs.statSync(path.join(dir, "model.safetensors")).size;
@@ -44,7 +44,7 @@ describe("sparse storage", () => {
 
   // stories260K is too small for the 0.6× goal: its float32 embedding is 13 % of the file and the
   // per-tensor metadata of 35 tiny linears costs ~2 %; the ratios are reported, and bounded.
-  it("stories260K 2:4: sparse-24-bitmask, bit-exact round trip", needsShared, async (t) => {
+  it("stories260K 2:4: sparse-24-bitmask, bit-exact round trip", async (t) => {
     const { dense, sparse } = await pruneBoth(STORIES, ["--pattern", "2:4"]);
     const ratio = size(sparse) / size(dense);
     t.diagnostic(`stories260K 2:4: sparse-24-bitmask ${size(sparse)} B / dense ${size(dense)} B = ${ratio.toFixed(3)}×`);
@@ -53,7 +53,7 @@ describe("sparse storage", () => {
     assertSameWeights(dense, sparse);
   });
 
-  it("stories260K 50 % unstructured: smaller and bit-exact (ratio reported; its 64-wide rows pay 8 B of offsets each)", needsShared, async (t) => {
+  it("stories260K 50 % unstructured: smaller and bit-exact (ratio reported; its 64-wide rows pay 8 B of offsets each)", async (t) => {
     const { dense, sparse } = await pruneBoth(STORIES, ["--sparsity", "0.5"]);
     const ratio = size(sparse) / size(dense);
     t.diagnostic(`stories260K 50 %: sparse-bitmask ${size(sparse)} B / dense ${size(dense)} B = ${ratio.toFixed(3)}×`);

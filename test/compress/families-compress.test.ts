@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { compressModel } from "../../src/compress/pipeline.js";
 import { buildStage } from "../../src/compress/registry.js";
 import { CompressedStore } from "../../src/compress/store.js";
-import { dequantize } from "../../src/compress/quant/grid.js";
+import { dequantize } from "../../src/formats/compressed-linear.js";
 import { calibrationWindows } from "../../src/data/calibration.js";
 import { perplexity } from "../../src/eval/perplexity.js";
 import { SafetensorsModel } from "../../src/formats/safetensors.js";
@@ -18,7 +18,7 @@ import { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { oneLineError, topiary } from "../cli/run-cli.js";
-import { DATA, needsShared, REFERENCE, tempDir } from "../helpers.js";
+import { DATA, REFERENCE, tempDir } from "../helpers.js";
 
 const TEST_TEXT = path.join(DATA, "tinystories", "test.txt");
 const CALIB = path.join(DATA, "tinystories", "calib.txt");
@@ -60,7 +60,7 @@ async function evalPerplexity(dir: string): Promise<number> {
 after(() => releaseSessions());
 
 for (const [name, f] of Object.entries(FAMILIES)) {
-  describe(`${name}: sparsegpt 50 % and gptq 4-bit g32`, needsShared, () => {
+  describe(`${name}: sparsegpt 50 % and gptq 4-bit g32`, () => {
     const src = path.join(REFERENCE, "architectures", name);
     const out = tempDir();
     const pruned = path.join(out, "sparsegpt");
@@ -126,7 +126,7 @@ for (const [name, f] of Object.entries(FAMILIES)) {
   });
 }
 
-describe("GPT-2 and compressed-tensors", needsShared, () => {
+describe("GPT-2 and compressed-tensors", () => {
   test("quantize into compressed-tensors (the default format) is refused in one line: its Conv1D layers are stored [in, out]", async () => {
     const out = path.join(tempDir(), "gpt2-ct");
     const r = await topiary(["quantize", path.join(REFERENCE, "architectures", "gpt2"), "--method", "rtn", "--bits", "4", "--out", out]);

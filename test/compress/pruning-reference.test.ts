@@ -2,7 +2,7 @@
 // perplexity within 1 %, masks equal to the reference models', exact zero counts.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { needsShared } from "../helpers.js";
+import {} from "../helpers.js";
 import { compressAndEvaluate, LINEAR_SUFFIXES, maskAgreement, reference, referenceModel } from "./reference-helpers.js";
 
 const ROWS: [key: string, stage: Record<string, unknown>, model?: string][] = [
@@ -17,7 +17,7 @@ const ROWS: [key: string, stage: Record<string, unknown>, model?: string][] = [
   ["sparsegpt-70", { method: "sparsegpt", sparsity: 0.7 }],
 ];
 
-describe("pruning matches the reference code on stories260K", needsShared, () => {
+describe("pruning matches the reference code on stories260K", () => {
   for (const [key, stage, refModel] of ROWS) {
     it(key, async (t) => {
       const run = await compressAndEvaluate(stage);
@@ -39,9 +39,11 @@ describe("pruning matches the reference code on stories260K", needsShared, () =>
             const name = `model.layers.${layer}.${s}.weight`;
             return maskAgreement(run.model.weights.read(name), refW.read(name));
           });
-          t.diagnostic(`layer ${layer} mask agreement: ${agreement.map((a) => (100 * a).toFixed(2)).join(" ")} %`);
+          t.diagnostic(`layer ${layer} mask agreement: ${agreement.map((a) => (100 * a).toFixed(4)).join(" ")} %`);
+          // README: magnitude and Wanda masks equal the reference's everywhere; SparseGPT's (float
+          // rounding differs: one Cholesky of the reversed H, left-looking updates) ≥ 99.99 % in every layer
           if (exact) assert.ok(agreement.every((a) => a === 1), `layer ${layer}: masks differ from ${refModel}`);
-          else if (layer === 0) assert.ok(agreement.every((a) => a >= 0.99), `layer 0: mask agreement below 99 %`);
+          else assert.ok(agreement.every((a) => a >= 0.9999), `layer ${layer}: mask agreement below 99.99 %`);
         }
         refW.close();
       }

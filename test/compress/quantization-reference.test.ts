@@ -3,9 +3,9 @@
 // 3 and 2 bits, every weight on its grid, pruned weights still zero after joint quantization.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { dequantize, quantizeToCodes } from "../../src/compress/quant/grid.js";
-import { groupOf } from "../../src/compress/types.js";
-import { needsShared } from "../helpers.js";
+import { dequantize, quantizeToCodes } from "../../src/formats/compressed-linear.js";
+import { groupOf } from "../../src/formats/compressed-linear.js";
+import {} from "../helpers.js";
 import { compressAndEvaluate, reference } from "./reference-helpers.js";
 
 const ROWS: [key: string, stage: Record<string, unknown>][] = [
@@ -34,7 +34,7 @@ interface Distinct {
 
 const measured = new Map<string, number>();
 
-describe("quantization matches the reference code on stories260K", needsShared, () => {
+describe("quantization matches the reference code on stories260K", () => {
   for (const [key, stage] of ROWS) {
     it(key, async (t) => {
       const run = await compressAndEvaluate(stage);

@@ -4,11 +4,11 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { calibrationWindows } from "../../src/data/calibration.js";
-import { needsShared, REFERENCE } from "../helpers.js";
+import { REFERENCE } from "../helpers.js";
 import { referenceCalibration } from "../compress/reference-helpers.js";
 
 describe("calibration windows", () => {
-  it("first: the first n consecutive windows equal ../shared/reference/calib_ids.json", needsShared, () => {
+  it("first: the first n consecutive windows equal ../shared/reference/calib_ids.json", () => {
     const batch = referenceCalibration();
     const ref = JSON.parse(fs.readFileSync(path.join(REFERENCE, "calib_ids.json"), "utf8")) as { ids: number[][] };
     assert.equal(batch.nsamples, 128);

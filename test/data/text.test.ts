@@ -5,7 +5,7 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import { jsonlTexts, loadEvalText, ptbEvalString, wikitext2EvalString } from "../../src/data/text.js";
 import { FormatError } from "../../src/formats/errors.js";
-import { DATA, needsShared, tempDir } from "../helpers.js";
+import { DATA, tempDir } from "../helpers.js";
 
 const md5 = (s: string) => crypto.createHash("md5").update(s, "utf8").digest("hex");
 
@@ -34,7 +34,7 @@ describe("evaluation strings", () => {
     assert.equal(loadEvalText(jsonl, "c4"), "one two");
   });
 
-  test("WikiText-2 test eval string matches the papers' (shared/data README)", needsShared, () => {
+  test("WikiText-2 test eval string matches the papers' (shared/data README)", () => {
     const s = loadEvalText(path.join(DATA, "wikitext2", "test.raw"), "wikitext2");
     assert.equal(md5(s), "7646de4fa2ddef8d6781e2e1fbcbfb47");
     assert.equal(Buffer.byteLength(s, "utf8"), 1296370);
@@ -43,7 +43,7 @@ describe("evaluation strings", () => {
     assert.equal(md5(valid), "b9779ae253a3257c02aa4fa5bce1e76a");
   });
 
-  test("plain PTB and TinyStories are the file's bytes", needsShared, () => {
+  test("plain PTB and TinyStories are the file's bytes", () => {
     assert.equal(crypto.createHash("md5").update(loadEvalText(path.join(DATA, "ptb", "ptb.test.txt"))).digest("hex"), "8b80168b89c18661a38ef683c0dc3721");
     assert.equal(md5(loadEvalText(path.join(DATA, "tinystories", "test.txt"))), "23a2d9d23a23f070c8a8301144af5bf1");
   });

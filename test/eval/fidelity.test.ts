@@ -7,10 +7,10 @@ import { describe, it } from "node:test";
 import { fidelity } from "../../src/eval/fidelity.js";
 import { loadModel } from "../../src/models/load.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { DATA, needsShared, REFERENCE, referenceResults, STORIES } from "../helpers.js";
+import { DATA, REFERENCE, referenceResults, STORIES } from "../helpers.js";
 import { topiary } from "../cli/run-cli.js";
 
-describe("fidelity", needsShared, () => {
+describe("fidelity", () => {
   const ids = () => TextTokenizer.load(STORIES).encode(fs.readFileSync(path.join(DATA, "tinystories", "test.txt"), "utf8"));
 
   it("a model against itself: KL 0, top-1 agreement 1", async () => {

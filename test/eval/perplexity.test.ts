@@ -10,7 +10,7 @@ import { loadModel } from "../../src/models/load.js";
 import type { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { DATA, HAS_SHARED, needsShared, referenceResults, STORIES } from "../helpers.js";
+import { DATA, referenceResults, STORIES } from "../helpers.js";
 
 test("sumNll: logsumexp − target logit, in float64, rows with target −1 skipped", () => {
   // row 0: uniform over 2 → ln 2; row 1: logits [0, ln 3] target 1 → ln(4/3); row 2 skipped
@@ -26,10 +26,10 @@ const PROTOCOL: Record<string, { file: string; dataset: DatasetKind; seqlen: num
   ptb_test_512: { file: "ptb/ptb.test.txt", dataset: "plain", seqlen: 512, tokens: 260307, windows: 508, predicted: 259588 },
 };
 
-describe("stories260K perplexity vs shared/reference", needsShared, () => {
+describe("stories260K perplexity vs shared/reference", () => {
   let model: CausalLM;
   let tok: TextTokenizer;
-  const ref = HAS_SHARED ? referenceResults() : null;
+  const ref = referenceResults();
 
   before(() => {
     model = loadModel(STORIES);

@@ -12,7 +12,7 @@ import { AUX_FILES, copyModelFiles } from "../../src/formats/hf-folder.js";
 import { loadModel } from "../../src/models/load.js";
 import { topiary } from "../cli/run-cli.js";
 import { copyStories } from "../formats/broken-models.js";
-import { needsShared, tempDir } from "../helpers.js";
+import { tempDir } from "../helpers.js";
 
 const IN_CONFIG = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}";
 const JINJA = "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}";
@@ -41,7 +41,7 @@ function assertSameTemplates(src: string, out: string): void {
   for (const f of TEMPLATE_FILES) assert.equal(fs.readFileSync(path.join(out, f), "utf8"), fs.readFileSync(path.join(src, f), "utf8"), f);
 }
 
-describe("chat templates are carried into every output", needsShared, () => {
+describe("chat templates are carried into every output", () => {
   const root = tempDir("topiary-chat-template-");
   const all = storiesWithTemplates(path.join(root, "all"), { config: true, jinja: true, extra: true, json: true });
 

@@ -15,10 +15,11 @@ import { loadModel } from "../../src/models/load.js";
 import { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { oneLineError, topiary } from "../cli/run-cli.js";
-import { DATA, HAS_SHARED, needsShared, REFERENCE, STORIES, tempDir } from "../helpers.js";
+import { DATA, REFERENCE, STORIES, tempDir } from "../helpers.js";
 import { llamaCppGreedy, loadLlama } from "./llama-cpp.js";
 
-const llama = HAS_SHARED ? await loadLlama() : "../shared is not beside the repository";
+const llama = await loadLlama();
+if (typeof llama === "string") throw new Error(llama);
 const ARCH = path.join(REFERENCE, "architectures");
 const GREEDY = { maxNewTokens: 24, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] };
 
@@ -67,10 +68,10 @@ const CASES: { name: string; arch: string; global: string[]; metadata: Record<st
 after(() => releaseSessions());
 
 for (const k of CASES) {
-  describe(`GGUF export of ${k.name} (llama.cpp "${k.arch}")`, needsShared, () => {
-    const dir = HAS_SHARED ? withSpmTokenizer(k.name) : "";
+  describe(`GGUF export of ${k.name} (llama.cpp "${k.arch}")`, () => {
+    const dir = withSpmTokenizer(k.name);
     const files = {} as Record<GgufTypeName, string>;
-    const golden = HAS_SHARED ? JSON.parse(fs.readFileSync(path.join(ARCH, k.name, "golden.json"), "utf8")) : null;
+    const golden = JSON.parse(fs.readFileSync(path.join(ARCH, k.name, "golden.json"), "utf8"));
 
     test("f32/f16: llama.cpp tensor names and metadata; every tensor reads back as the original", () => {
       const model = loadModel(dir);
@@ -98,7 +99,7 @@ for (const k of CASES) {
       model.close();
     });
 
-    test("llama.cpp continues the golden prompt with transformers' 24 greedy tokens", { skip: typeof llama === "string" ? llama : false }, async () => {
+    test("llama.cpp continues the golden prompt with transformers' 24 greedy tokens", async () => {
       if (typeof llama === "string") return;
       assert.deepEqual(await llamaCppGreedy(llama, files.f32, golden.greedy_prompt_ids, 24), golden.greedy_new_ids, "f32");
       if (k.f16Greedy) assert.deepEqual(await llamaCppGreedy(llama, files.f16, golden.greedy_prompt_ids, 24), golden.greedy_new_ids, "f16");
@@ -106,7 +107,7 @@ for (const k of CASES) {
   });
 }
 
-describe("GGUF q4_0 of a GPTQ-quantized BLOOM", needsShared, () => {
+describe("GGUF q4_0 of a GPTQ-quantized BLOOM", () => {
   test("query_key_value keeps its codes through the q|k|v row reorder: the file holds exactly the quantized weights (up to f16 scales)", async () => {
     const dir = path.join(tempDir("topiary-gguf-gptq-"), "bloom-gptq");
     const calib = ["--calib", path.join(DATA, "tinystories", "calib.txt"), "--nsamples", "4", "--calib-seqlen", "64", "--calib-sampling", "first"];
@@ -133,7 +134,7 @@ describe("GGUF q4_0 of a GPTQ-quantized BLOOM", needsShared, () => {
   });
 });
 
-describe("GGUF export of OPT", needsShared, () => {
+describe("GGUF export of OPT", () => {
   test("refused in one line (llama.cpp has no OPT architecture), nothing written", async () => {
     const out = path.join(tempDir(), "opt.gguf");
     const r = await topiary(["export", path.join(ARCH, "opt"), "--to", "gguf", "--out", out]);

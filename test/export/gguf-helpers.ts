@@ -2,7 +2,7 @@
 // gptq quant.py with sym=True), a WeightSource that serves its codes the way a
 // compressed-tensors checkpoint does (`quantized(name)` → grid + codes; `read` → dequantized),
 // and stories260K widened by zero padding so that its rows are whole Q4_K super-blocks.
-import type { QuantGrid } from "../../src/compress/types.js";
+import type { QuantGrid } from "../../src/formats/compressed-linear.js";
 import type { WeightSource } from "../../src/formats/weights.js";
 import type { ModelConfig } from "../../src/models/config.js";
 import type { LlamaConfig } from "../../src/models/llama.js";
@@ -75,7 +75,8 @@ export class QuantizedOverlay implements WeightSource {
   }
 
   dtype(name: string): string {
-    return this.entries.has(name) ? "I8" : this.base.dtype(name);
+    // as the compressed-tensors reader names stored codes ("INT4"): not a safetensors integer dtype
+    return this.entries.has(name) ? "INT8" : this.base.dtype(name);
   }
 
   storedBytes(name: string): number {

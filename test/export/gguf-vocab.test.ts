@@ -10,7 +10,7 @@ import { FormatError } from "../../src/formats/errors.js";
 import { TokenType } from "../../src/formats/gguf/constants.js";
 import { topiary } from "../cli/run-cli.js";
 import { copyStories } from "../formats/broken-models.js";
-import { needsShared, REFERENCE, tempDir } from "../helpers.js";
+import { REFERENCE, tempDir } from "../helpers.js";
 
 const arch = (name: string) => path.join(REFERENCE, "architectures", name);
 const NONE = { bos: null, eos: null };
@@ -25,7 +25,7 @@ function changedTokenizer(name: string, change: (tj: Record<string, unknown>) =>
   return dir;
 }
 
-describe("GGUF vocabularies of the reference tokenizers", needsShared, () => {
+describe("GGUF vocabularies of the reference tokenizers", () => {
   test("gpt2: model gpt2, pre gpt-2, specials CONTROL, 253 merges as 'a b', no BOS added", () => {
     const v = ggufVocab(arch("gpt2"), 512, NONE) as BpeVocab;
     assert.equal(v.model, "gpt2");

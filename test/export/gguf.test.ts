@@ -6,7 +6,7 @@ import { exportGguf } from "../../src/export/gguf.js";
 import { chooseType, isOutputTensor, outputNote, permuteRows, unpermuteRows } from "../../src/export/gguf-tensors.js";
 import { llamaVocab } from "../../src/export/gguf-vocab.js";
 import { GgufWeights } from "../../src/export/gguf-weights.js";
-import type { CompressedLinear } from "../../src/compress/types.js";
+import type { CompressedLinear } from "../../src/formats/compressed-linear.js";
 import { writeCompressedTensors } from "../../src/formats/compressed-tensors/writer.js";
 import { QuantType, TokenType } from "../../src/formats/gguf/constants.js";
 import { GgufFile } from "../../src/formats/gguf/reader.js";
@@ -14,7 +14,7 @@ import { halfToFloat, floatToHalf } from "../../src/tensor/dtype.js";
 import { loadModel } from "../../src/models/load.js";
 import type { CausalLM } from "../../src/models/model.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { needsShared, STORIES, tempDir } from "../helpers.js";
+import { STORIES, tempDir } from "../helpers.js";
 import { QuantizedOverlay, rtnSym } from "./gguf-helpers.js";
 
 const dir = tempDir("topiary-gguf-export-");
@@ -51,7 +51,7 @@ describe("GGUF export pieces", () => {
   });
 });
 
-describe("GGUF export of stories260K", needsShared, () => {
+describe("GGUF export of stories260K", () => {
   let model: CausalLM;
   before(() => {
     model = loadModel(STORIES);
@@ -173,7 +173,7 @@ describe("GGUF export of stories260K", needsShared, () => {
   });
 });
 
-describe("GGUF export keeps topiary's quantization codes", needsShared, () => {
+describe("GGUF export keeps topiary's quantization codes", () => {
   let model: CausalLM;
   before(() => {
     model = loadModel(STORIES);

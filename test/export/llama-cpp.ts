@@ -5,7 +5,7 @@ import type { ControlledEvaluateInputItem, Llama, LlamaContextSequence, LlamaMod
 
 let cached: Promise<Llama | string> | null = null;
 
-/** The Llama runtime, or the reason it cannot load here (tests skip with it). */
+/** The Llama runtime, or the reason it cannot load here (the tests fail with it). */
 export function loadLlama(): Promise<Llama | string> {
   cached ??= (async () => {
     try {

@@ -9,13 +9,13 @@ import { OnnxDecoder } from "../../src/eval/onnx-decoder.js";
 import { exportOnnx } from "../../src/export/onnx.js";
 import { loadModel } from "../../src/models/load.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
-import { needsShared, tempDir } from "../helpers.js";
+import { tempDir } from "../helpers.js";
 import { archDir, maxAbsDiff, readGolden } from "../models/arch-helpers.js";
 
 after(() => releaseSessions());
 
 for (const name of ["opt", "bloom", "gpt2", "gpt_neox"]) {
-  describe(`ONNX export of ${name}`, needsShared, () => {
+  describe(`ONNX export of ${name}`, () => {
     test("fp32: golden logits within 1e-4 and transformers' 24 greedy tokens through onnxruntime", async (t) => {
       const src = archDir(name);
       const out = path.join(tempDir("topiary-onnx-family-"), name);

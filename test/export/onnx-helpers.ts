@@ -1,8 +1,9 @@
 // Shared by the ONNX export tests: a checkpoint whose linears are stored as 4-bit codes (what a
 // compressed-tensors reader offers through WeightSource.quantized), built in memory from
 // stories260K with RTN g32, and the same weights dequantized for topiary's own forward.
-import { dequantize, quantizeToCodes, rtnQuantize } from "../../src/compress/quant/grid.js";
-import type { QuantGrid } from "../../src/compress/types.js";
+import { rtnQuantize } from "../../src/compress/quant/grid.js";
+import { dequantize, quantizeToCodes } from "../../src/formats/compressed-linear.js";
+import type { QuantGrid } from "../../src/formats/compressed-linear.js";
 import { OverlayWeights, type WeightSource } from "../../src/formats/weights.js";
 import type { CausalLM } from "../../src/models/model.js";
 import { Tensor } from "../../src/tensor/tensor.js";

@@ -2,8 +2,9 @@
 // in onnxruntime against A·dequant(W)ᵀ computed here (K not a multiple of the block size).
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { quantizeToCodes, rtnQuantize, dequantize } from "../../src/compress/quant/grid.js";
-import type { QuantGrid } from "../../src/compress/types.js";
+import { rtnQuantize } from "../../src/compress/quant/grid.js";
+import { quantizeToCodes, dequantize } from "../../src/formats/compressed-linear.js";
+import type { QuantGrid } from "../../src/formats/compressed-linear.js";
 import { blockSizeFor, packMatMulNBits } from "../../src/formats/onnx/matmulnbits.js";
 import { MS_DOMAIN } from "../../src/formats/onnx/names.js";
 import { GraphBuilder, typedBytes } from "../../src/runtime/onnx-graph.js";

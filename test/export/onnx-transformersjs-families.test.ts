@@ -7,7 +7,7 @@ import { AutoModelForCausalLM, env, Tensor } from "@huggingface/transformers";
 import { exportOnnx } from "../../src/export/onnx.js";
 import { loadModel } from "../../src/models/load.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
-import { needsShared, tempDir } from "../helpers.js";
+import { tempDir } from "../helpers.js";
 import { archDir, readGolden } from "../models/arch-helpers.js";
 
 env.allowRemoteModels = false;
@@ -16,7 +16,7 @@ env.allowLocalModels = true;
 after(() => releaseSessions());
 
 for (const name of ["opt", "bloom", "gpt2", "gpt_neox"]) {
-  describe(`transformers.js runs the ONNX export of ${name}`, needsShared, () => {
+  describe(`transformers.js runs the ONNX export of ${name}`, () => {
     test("AutoModelForCausalLM.generate: 24 greedy tokens equal transformers'", async () => {
       const out = path.join(tempDir("topiary-tjs-family-"), name);
       const own = loadModel(archDir(name));

@@ -16,7 +16,7 @@ import { CausalLM } from "../../src/models/model.js";
 import { syntheticModel } from "../../src/models/synthetic.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { needsShared, STORIES, tempDir } from "../helpers.js";
+import { STORIES, tempDir } from "../helpers.js";
 import { maxAbsDiff, PROMPTS, quantizedCheckpoint, top1Agreement } from "./onnx-helpers.js";
 
 const greedy = { maxNewTokens: 48, temperature: 0, topK: 0, topP: 1, seed: 0 };
@@ -28,7 +28,7 @@ async function compareLogits(dec: OnnxDecoder, model: CausalLM, ids: Int32Array)
   return { onnx, own, diff: maxAbsDiff(onnx, own) };
 }
 
-describe("ONNX export of stories260K", needsShared, () => {
+describe("ONNX export of stories260K", () => {
   let model: CausalLM;
   let tok: TextTokenizer;
   const tmp = tempDir("topiary-onnx-");
@@ -44,7 +44,7 @@ describe("ONNX export of stories260K", needsShared, () => {
     await releaseSessions();
   });
 
-  test("fp32: folder layout, greedy generation token for token on 3 prompts, logits within 1e-4", async (t) => {
+  test("fp32: folder layout, greedy generation token for token on 3 prompts, logits within 2e-5", async (t) => {
     const r = await exported("fp32", model.weights, { dtype: "fp32" });
     assert.equal(r.file, path.join(tmp, "fp32", "onnx", "model.onnx"));
     for (const f of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx"]) {
@@ -61,7 +61,7 @@ describe("ONNX export of stories260K", needsShared, () => {
       assert.ok(own.ids.length >= 20, `${prompt}: only ${own.ids.length} tokens`);
       const { diff } = await compareLogits(dec, model, tok.encode(prompt));
       t.diagnostic(`"${prompt}": ${own.ids.length} tokens equal, logits max |diff| ${diff.toExponential(2)}`);
-      assert.ok(diff < 1e-4, `logits max |diff| ${diff}`);
+      assert.ok(diff < 2e-5, `logits max |diff| ${diff}`); // README: logits within 2e-5
     }
     await dec.close();
   });
@@ -75,7 +75,7 @@ describe("ONNX export of stories260K", needsShared, () => {
     assert.deepEqual(config["transformers.js_config"].use_external_data_format, { "model.onnx": 1 });
     const dec = await OnnxDecoder.open(r.dir);
     const { diff } = await compareLogits(dec, model, tok.encode(PROMPTS[0]!));
-    assert.ok(diff < 1e-4, String(diff));
+    assert.ok(diff < 2e-5, String(diff));
     await dec.close();
   });
 
@@ -110,9 +110,10 @@ describe("ONNX export of stories260K", needsShared, () => {
         `q4 g32 accuracy_level ${accuracyLevel}: ${(r.bytes / 1e3).toFixed(0)} kB, logits max |diff| ${diff.toExponential(2)}, ` +
           `top-1 ${(agree * 100).toFixed(0)} %, greedy: first ${same} of ${g1.ids.length} tokens equal`,
       );
-      // level 0 computes in float32 (float noise only); level 4 quantizes activations to int8 per block
-      assert.ok(diff < (accuracyLevel === 0 ? 1e-3 : 0.5), `max |diff| ${diff}`);
-      if (accuracyLevel === 0) assert.deepEqual(g2.ids, g1.ids);
+      // level 0 computes in float32 (float noise only): README "logits within 2e-5 at accuracy_level 0";
+      // level 4 quantizes activations to int8 per block: README "logits within ~0.3 … (same greedy text)"
+      assert.ok(diff < (accuracyLevel === 0 ? 2e-5 : 0.3), `max |diff| ${diff}`);
+      assert.deepEqual(g2.ids, g1.ids, `accuracy_level ${accuracyLevel}: greedy text differs`);
       await dec.close();
     }
   });

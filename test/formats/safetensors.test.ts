@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import { FormatError } from "../../src/formats/errors.js";
 import { float32ToBytes, SafetensorsFile, SafetensorsModel, writeSafetensors, type TensorToWrite } from "../../src/formats/safetensors.js";
 import { SafetensorsWeights } from "../../src/formats/weights.js";
-import { HAS_SHARED, needsShared, STORIES, tempDir } from "../helpers.js";
+import { STORIES, tempDir } from "../helpers.js";
 import { rawSafetensors, SAFETENSORS_CASES } from "./broken-models.js";
 
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -177,9 +177,9 @@ describe("corrupt files are refused with the file and the problem", () => {
     throwsFormat(() => SafetensorsFile.open(missing), missing, /cannot open \(ENOENT\)/);
   });
 
-  describe("corrupted copies of stories260K's model.safetensors", needsShared, () => {
+  describe("corrupted copies of stories260K's model.safetensors", () => {
     const dir = tempDir();
-    const good = HAS_SHARED ? fs.readFileSync(path.join(STORIES, "model.safetensors")) : Buffer.alloc(0);
+    const good = fs.readFileSync(path.join(STORIES, "model.safetensors"));
     for (const c of SAFETENSORS_CASES) {
       test(c.name, () => {
         const file = path.join(dir, `${c.name.replaceAll(" ", "-")}.safetensors`);

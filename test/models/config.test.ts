@@ -7,10 +7,10 @@ import type { LlamaConfig } from "../../src/models/llama.js";
 import { parseModelConfig as parseAny } from "../../src/models/registry.js";
 
 const parseModelConfig = (file: string, json: Record<string, unknown>) => parseAny(file, json) as LlamaConfig;
-import { HAS_SHARED, needsShared, STORIES } from "../helpers.js";
+import { STORIES } from "../helpers.js";
 
 const FILE = "/models/x/config.json";
-const stories = (): Record<string, unknown> => (HAS_SHARED ? JSON.parse(fs.readFileSync(path.join(STORIES, "config.json"), "utf8")) : {});
+const stories = (): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(STORIES, "config.json"), "utf8"));
 
 /** parseModelConfig on stories260K's config.json after `change`; expects a FormatError matching `message`. */
 function rejects(change: (c: Record<string, unknown>) => void, message: RegExp): void {
@@ -22,7 +22,7 @@ function rejects(change: (c: Record<string, unknown>) => void, message: RegExp):
   );
 }
 
-describe("config.json → ModelConfig", needsShared, () => {
+describe("config.json → ModelConfig", () => {
   test("stories260K", () => {
     const c = parseModelConfig(path.join(STORIES, "config.json"), stories());
     assert.equal(c.architecture, "LlamaForCausalLM");

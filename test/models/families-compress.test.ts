@@ -10,7 +10,7 @@ import { after, describe, test } from "node:test";
 import { calibrationWindows } from "../../src/data/calibration.js";
 import { runCompression, writerFor } from "../../src/compress/job.js";
 import { compressModel } from "../../src/compress/pipeline.js";
-import { dequantize } from "../../src/compress/quant/grid.js";
+import { dequantize } from "../../src/formats/compressed-linear.js";
 import { buildStage } from "../../src/compress/registry.js";
 import { CompressedStore } from "../../src/compress/store.js";
 import { perplexity } from "../../src/eval/perplexity.js";

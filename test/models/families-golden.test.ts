@@ -10,7 +10,7 @@ import { loadModel } from "../../src/models/load.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { topiary } from "../cli/run-cli.js";
-import { DATA, needsShared } from "../helpers.js";
+import { DATA } from "../helpers.js";
 import { archDir, greedy, maxAbsDiff, readGolden } from "./arch-helpers.js";
 
 const TEST_TEXT = path.join(DATA, "tinystories", "test.txt");
@@ -18,7 +18,7 @@ const TEST_TEXT = path.join(DATA, "tinystories", "test.txt");
 after(() => releaseSessions());
 
 for (const name of ["opt", "bloom", "gpt2", "gpt_neox"]) {
-  describe(`${name} against transformers`, needsShared, () => {
+  describe(`${name} against transformers`, () => {
     test("logits of two 48-token windows within 1e-4; 24 greedy tokens with the KV cache", async (t) => {
       const g = readGolden(name);
       const model = loadModel(archDir(name));

@@ -12,7 +12,7 @@ import type { OptConfig } from "../../src/models/opt.js";
 import { loadModel } from "../../src/models/load.js";
 import { parseModelConfig } from "../../src/models/registry.js";
 import { oneLineError, topiary } from "../cli/run-cli.js";
-import { needsShared, REFERENCE, tempDir } from "../helpers.js";
+import { REFERENCE, tempDir } from "../helpers.js";
 import { familyFixture } from "./family-fixtures.js";
 
 const read = (name: string) => JSON.parse(fs.readFileSync(path.join(REFERENCE, "architectures", name, "config.json"), "utf8")) as Record<string, unknown>;
@@ -23,7 +23,7 @@ const fails = (json: Record<string, unknown>, message: RegExp) =>
     (e: unknown) => e instanceof FormatError && message.test(e.message),
   );
 
-describe("family configs", needsShared, () => {
+describe("family configs", () => {
   test("OPT: pre-norm, final norm, embed width = hidden; OPT-350m's switches", () => {
     const c = parse(read("opt")) as OptConfig;
     assert.deepEqual([c.hiddenSize, c.intermediateSize, c.numHeads, c.headDim, c.maxPositions], [64, 160, 4, 16, 256]);
@@ -65,7 +65,7 @@ describe("family configs", needsShared, () => {
   });
 });
 
-describe("fused tensors of the wrong size", needsShared, () => {
+describe("fused tensors of the wrong size", () => {
   test("a query_key_value with rows for 3 heads in a 4-head config: one line naming the file and tensor, nothing written", async () => {
     const qkv = "transformer.h.0.self_attention.query_key_value.weight";
     const dir = familyFixture({ ...read("bloom"), n_layer: 1 }, { reshape: { [qkv]: [144, 64] } });

@@ -10,7 +10,7 @@ import type { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { argmax } from "../../src/eval/sampling.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { HAS_SHARED, needsShared, REFERENCE, STORIES } from "../helpers.js";
+import { REFERENCE, STORIES } from "../helpers.js";
 
 /** Largest |a − b| over rows [0, rows) of two [*, V] logit arrays, with where it happened. */
 function maxDiff(a: Float32Array, b: ArrayLike<number>, n = a.length): { diff: number; at: number } {
@@ -88,10 +88,8 @@ interface GoldenPrompt {
   logits: number[][];
 }
 
-describe("stories260K forward", needsShared, () => {
-  const golden: GoldenPrompt[] = HAS_SHARED
-    ? JSON.parse(fs.readFileSync(path.join(REFERENCE, "golden_logits.json"), "utf8")).prompts
-    : [];
+describe("stories260K forward", () => {
+  const golden: GoldenPrompt[] = JSON.parse(fs.readFileSync(path.join(REFERENCE, "golden_logits.json"), "utf8")).prompts;
   let model: CausalLM;
   const V = 512;
 

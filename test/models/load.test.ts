@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import { FormatError } from "../../src/formats/errors.js";
 import { SafetensorsFile, writeSafetensors } from "../../src/formats/safetensors.js";
 import { loadModel } from "../../src/models/load.js";
-import { needsShared, STORIES, tempDir } from "../helpers.js";
+import { STORIES, tempDir } from "../helpers.js";
 import { copyStories, withConfig, withSafetensors } from "../formats/broken-models.js";
 
 function throwsFormat(fn: () => unknown, file: string, message: RegExp): void {
@@ -17,7 +17,7 @@ function throwsFormat(fn: () => unknown, file: string, message: RegExp): void {
   });
 }
 
-describe("loadModel", needsShared, () => {
+describe("loadModel", () => {
   const root = tempDir();
   let n = 0;
   const fresh = () => path.join(root, `m${n++}`);
@@ -68,12 +68,12 @@ describe("loadModel", needsShared, () => {
     const wrongShape = withConfig(fresh(), (c) => (c.intermediate_size = 128));
     throwsFormat(
       () => loadModel(wrongShape),
-      wrongShape,
+      path.join(wrongShape, "model.safetensors"),
       /tensor "model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[172, 64\], config\.json implies \[128, 64\]/,
     );
 
     const untied = withConfig(fresh(), (c) => (c.tie_word_embeddings = false));
-    throwsFormat(() => loadModel(untied), untied, /missing tensor "lm_head\.weight"/);
+    throwsFormat(() => loadModel(untied), path.join(untied, "model.safetensors"), /missing tensor "lm_head\.weight"/);
 
     const st = SafetensorsFile.open(path.join(STORIES, "model.safetensors"));
     const missingTensor = copyStories(fresh());
@@ -84,7 +84,7 @@ describe("loadModel", needsShared, () => {
         .map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: st.readBytes(t.name) })),
     );
     st.close();
-    throwsFormat(() => loadModel(missingTensor), missingTensor, /missing tensor "model\.layers\.3\.self_attn\.k_proj\.weight"/);
+    throwsFormat(() => loadModel(missingTensor), path.join(missingTensor, "model.safetensors"), /missing tensor "model\.layers\.3\.self_attn\.k_proj\.weight"/);
 
     const corrupt = withSafetensors(fresh(), (b) => b.subarray(0, 100));
     throwsFormat(() => loadModel(corrupt), path.join(corrupt, "model.safetensors"), /header length \d+ runs past the end of the file \(100 bytes\)/);

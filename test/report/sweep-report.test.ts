@@ -12,7 +12,7 @@ import { loadModel } from "../../src/models/load.js";
 import { readResults, type SweepResults } from "../../src/sweep/results.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { oneLineError, topiary, type CliRun } from "../cli/run-cli.js";
-import { DATA, needsShared, STORIES, tempDir } from "../helpers.js";
+import { DATA, STORIES, tempDir } from "../helpers.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const RECIPES: Record<string, string> = {
@@ -71,7 +71,6 @@ function sweepArgs(extra: string[] = []): string[] {
 }
 
 before(async () => {
-  if (needsShared.skip) return;
   root = tempDir("topiary-sweep-");
   out = path.join(root, "sweep");
   recipeFiles = Object.entries(RECIPES).map(([name, text]) => {
@@ -82,7 +81,7 @@ before(async () => {
   if (first.code === 0) results = readResults(path.join(out, "results.json"));
 });
 
-test("sweep: every run measured from the model it wrote", needsShared, async () => {
+test("sweep: every run measured from the model it wrote", async () => {
   assert.equal(first.code, 0, first.stderr);
   assert.deepEqual(
     results.runs.map((r) => r.id),
@@ -142,7 +141,7 @@ test("sweep: every run measured from the model it wrote", needsShared, async () 
   assert.match(csv[3]!, new RegExp(`^gptq4,${recipeFiles[1]},gptq,${byId.gptq4!.bytes},`));
 });
 
-test("sweep: a rerun reuses finished runs and redoes a crashed one; changed inputs are refused", needsShared, async () => {
+test("sweep: a rerun reuses finished runs and redoes a crashed one; changed inputs are refused", async () => {
   assert.equal(first.code, 0, first.stderr);
   const kept = path.join(out, "runs", "sgpt50", "model", "topiary.json");
   const keptTime = fs.statSync(kept).mtimeMs;
@@ -169,7 +168,8 @@ test("sweep: a rerun reuses finished runs and redoes a crashed one; changed inpu
   assert.match(oneLineError(changed), /runs\/sgpt50: made from other settings .* pass --overwrite/);
 });
 
-test("report: rebuilt from results.json, opens offline in Chromium with one mark per run", { ...needsShared, ...(fs.existsSync(CHROMIUM) ? {} : { skip: `${CHROMIUM} is missing (apt-get install chromium)` }) }, async () => {
+test("report: rebuilt from results.json, opens offline in Chromium with one mark per run", async () => {
+  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)`);
   assert.equal(first.code, 0, first.stderr);
   const page = path.join(out, "report.html");
   fs.rmSync(page);
@@ -264,7 +264,7 @@ function sensitivityDb(r: SweepResults): string {
   return file;
 }
 
-test("sweep and report: bad input is one line", needsShared, async () => {
+test("sweep and report: bad input is one line", async () => {
   const dir = tempDir();
   const evalFile = path.join(DATA, "tinystories", "test.txt");
   const base = ["sweep", STORIES, "--eval", evalFile, "--out", path.join(dir, "s")];

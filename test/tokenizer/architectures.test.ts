@@ -9,7 +9,7 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import { SafetensorsFile } from "../../src/formats/safetensors.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { DATA, needsShared, REFERENCE } from "../helpers.js";
+import { DATA, REFERENCE } from "../helpers.js";
 
 const ARCH = path.join(REFERENCE, "architectures");
 const NAMES = ["opt", "bloom", "gpt2", "gpt_neox", "phi3", "gemma2", "gemma3", "qwen3", "llama3"] as const;
@@ -45,7 +45,7 @@ function goldenInputIds(dir: string): number[] {
   }
 }
 
-describe("tokenizers of the nine reference architectures (transformers 5.18's tokenization)", needsShared, () => {
+describe("tokenizers of the nine reference architectures (transformers 5.18's tokenization)", () => {
   const text = fs.existsSync(DATA) ? fs.readFileSync(path.join(DATA, "tinystories", "test.txt"), "utf8") : "";
   for (const name of NAMES) {
     test(name, () => {

@@ -5,10 +5,10 @@ import { describe, test } from "node:test";
 import { FormatError } from "../../src/formats/errors.js";
 import { cachedTokens } from "../../src/tokenizer/token-cache.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { needsShared, STORIES, tempDir } from "../helpers.js";
+import { STORIES, tempDir } from "../helpers.js";
 import { copyStories } from "../formats/broken-models.js";
 
-describe("TextTokenizer on stories260K", needsShared, () => {
+describe("TextTokenizer on stories260K", () => {
   test("ids as llama2.c run.c encodes them (stories260K README), BOS at the start only", () => {
     const tok = TextTokenizer.load(STORIES);
     assert.equal(tok.bosId, 1);

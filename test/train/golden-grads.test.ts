@@ -9,7 +9,7 @@ import { bytesToFloat32, SafetensorsFile } from "../../src/formats/safetensors.j
 import { loadModel } from "../../src/models/load.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { headWeights, modelGradients } from "../../src/train/model-backward.js";
-import { needsShared, REFERENCE, STORIES } from "../helpers.js";
+import { REFERENCE, STORIES } from "../helpers.js";
 
 after(releaseSessions);
 
@@ -29,7 +29,7 @@ function relErrors(a: ArrayLike<number>, b: ArrayLike<number>): { norm: number; 
   return { norm: Math.sqrt(dd / bb), max: dmax / bmax };
 }
 
-test("gradients of mean KL equal PyTorch's golden gradients (‖Δ‖/‖g‖ ≤ 1e-4 per tensor)", needsShared, async () => {
+test("gradients of mean KL equal PyTorch's golden gradients (‖Δ‖/‖g‖ ≤ 1e-4 per tensor)", async () => {
   const dir = path.join(REFERENCE, "recovery");
   const meta = JSON.parse(fs.readFileSync(path.join(dir, "golden_grads.json"), "utf8"));
   const f = SafetensorsFile.open(path.join(dir, "golden_grads.safetensors"));

@@ -6,13 +6,13 @@ import path from "node:path";
 import { test } from "node:test";
 import { SafetensorsFile, bytesToFloat32 } from "../../src/formats/safetensors.js";
 import { oneLineError, topiary } from "../cli/run-cli.js";
-import { DATA, HAS_SHARED, needsShared, STORIES, tempDir } from "../helpers.js";
+import { DATA, STORIES, tempDir } from "../helpers.js";
 
 const work = tempDir("topiary-recipe-");
 const calib = path.join(work, "calib.txt");
-if (HAS_SHARED) fs.writeFileSync(calib, fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 40_000));
+fs.writeFileSync(calib, fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 40_000));
 
-test("compress --recipe: magnitude 50 % → recover keeps the zeros and writes a model", needsShared, async () => {
+test("compress --recipe: magnitude 50 % → recover keeps the zeros and writes a model", async () => {
   const recipe = path.join(work, "recipe.yaml");
   fs.writeFileSync(recipe, "stages:\n  - method: magnitude\n    sparsity: 0.5\n  - method: recover\n    steps: 2\n    batch: 2\n    seqlen: 64\n");
   const out = path.join(work, "out");
@@ -29,7 +29,7 @@ test("compress --recipe: magnitude 50 % → recover keeps the zeros and writes a
   assert.ok(rec.sparsity.linears[n].student_zeros >= w.length / 2);
 });
 
-test("compress --recipe: an unknown recover key is one line naming the stage", needsShared, async () => {
+test("compress --recipe: an unknown recover key is one line naming the stage", async () => {
   const recipe = path.join(work, "bad.yaml");
   fs.writeFileSync(recipe, "stages:\n  - method: recover\n    stepz: 2\n");
   const line = oneLineError(await topiary(["compress", STORIES, "--recipe", recipe, "--calib", calib, "--out", path.join(work, "bad")]));

@@ -12,7 +12,7 @@ import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { runRecovery, type RecoverJob } from "../../src/train/job.js";
 import { oneLineError, topiary } from "../cli/run-cli.js";
-import { DATA, HAS_SHARED, needsShared, REFERENCE, STORIES, syntheticFolder, tempDir } from "../helpers.js";
+import { DATA, REFERENCE, STORIES, syntheticFolder, tempDir } from "../helpers.js";
 
 after(releaseSessions);
 
@@ -21,7 +21,7 @@ const work = tempDir("topiary-recover-");
 // small texts keep tokenizing fast (the whole calib.txt takes ~20 s without the token cache)
 const trainText = path.join(work, "train.txt");
 const evalText = path.join(work, "eval.txt");
-if (HAS_SHARED) {
+{
   fs.writeFileSync(trainText, fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 60_000));
   fs.writeFileSync(evalText, fs.readFileSync(path.join(DATA, "tinystories", "test.txt"), "utf8").slice(0, 16_000));
 }
@@ -58,7 +58,7 @@ type Record_ = {
   sparsity: { zeros: number; student_zeros: number; same_zeros_every_linear: boolean };
 };
 
-describe("recover on stories260K / sparsegpt-50", needsShared, () => {
+describe("recover on stories260K / sparsegpt-50", () => {
   test("masked KL: perplexity falls, every pruned weight stays exactly zero", async () => {
     const student = loadModel(SGPT50);
     const ppl0 = (await perplexity(student, TextTokenizer.load(SGPT50).encode(fs.readFileSync(evalText, "utf8")), { seqlen: 256 })).perplexity;
@@ -102,7 +102,7 @@ describe("recover on stories260K / sparsegpt-50", needsShared, () => {
   });
 });
 
-describe("recover: bad input is one line", needsShared, () => {
+describe("recover: bad input is one line", () => {
   const base = (out: string) => [SGPT50, "--teacher", STORIES, "--data", trainText, "--out", path.join(work, out), "--batch", "2", "--seqlen", "64"];
 
   test("a teacher with another vocabulary", async () => {

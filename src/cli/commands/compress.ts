@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { planRecipe, planRecord, planStage, solveBudget, type BudgetPlan, type BudgetTarget, type Objective } from "../../compress/allocation/budget.js";
 import { DEFAULT_GRID, buildSensitivityDatabase, readDatabase, settingsOf, writeDatabase, type SensitivityDatabase } from "../../compress/allocation/sensitivity.js";
 import { TOPIARY_VERSION, type OutputWriter } from "../../compress/job.js";
+import { checkTargets } from "../../compress/registry.js";
 import { readRecipe } from "../../compress/recipe.js";
 import { buildStage, type Stage } from "../../compress/registry.js";
 import { FormatError } from "../../formats/errors.js";
@@ -70,6 +71,15 @@ export function registerCompress(program: Command): void {
     try {
       if (o.recipe) {
         stages = readRecipe(o.recipe);
+        // a target that matches nothing is a mistake in the recipe: say so under its name, before any work
+        const linearNames = Array.from({ length: model.numLayers }, (_, i) => model.linears(i).map((l) => l.name)).flat();
+        stages.forEach((s, k) => {
+          try {
+            checkTargets(s, linearNames, `stage ${k + 1} (${s.method})`);
+          } catch (e) {
+            throw new FormatError(o.recipe!, (e as Error).message);
+          }
+        });
         const needsCalibration = stages.some((s) => s.compressor.needs !== "none" || s.prepare);
         calibration = needsCalibration ? loadCalibration(o, model, TextTokenizer.load(dir)) : null;
       } else {

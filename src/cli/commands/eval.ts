@@ -6,6 +6,7 @@ import { defaultSeqlen, perplexity } from "../../eval/perplexity.js";
 import { loadModel } from "../../models/load.js";
 import { TextTokenizer } from "../../tokenizer/tokenizer.js";
 import { UsageError } from "../errors.js";
+import { FormatError } from "../../formats/errors.js";
 import { int } from "../options.js";
 import { progress } from "../progress.js";
 
@@ -38,6 +39,7 @@ export function registerEval(program: Command): void {
       const text = loadEvalText(opts.data, opts.dataset as DatasetKind);
       const ids = tok.encode(text);
       const seqlen = opts.seqlen ?? defaultSeqlen(model);
+      if (ids.length < seqlen) throw new FormatError(opts.data, `has ${ids.length} tokens, fewer than one window of ${seqlen} (--seqlen)`);
       const t0 = performance.now();
       const bar = progress(1, "eval {bar} {value}/{total} windows | {rate} tok/s | ETA {eta_formatted}");
       const r = await perplexity(model, ids, {

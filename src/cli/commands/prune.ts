@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { buildStage } from "../../compress/registry.js";
 import { runStructured, STRUCTURED_METHODS } from "../../compress/structured/job.js";
 import type { StructuredMethod } from "../../compress/structured/plan.js";
 import { loadModel } from "../../models/load.js";
@@ -8,6 +7,7 @@ import { addCalibrationOptions, loadCalibration, type CalibrationFlags } from ".
 import { num, int } from "../options.js";
 import { addOutputOptions, writerFromFlags, type OutputFlags } from "../output-flags.js";
 import { runJobWithProgress } from "../run-job.js";
+import { stageFromFlags } from "../stage-flags.js";
 import { UsageError } from "../errors.js";
 import { progress, type ProgressReporter } from "../progress.js";
 
@@ -79,7 +79,7 @@ export function registerPrune(program: Command): void {
     if (opts.allocation === "owl") raw.allocation = "owl";
     if (opts.owlM !== undefined) raw.owl_m = opts.owlM;
     if (opts.owlLambda !== undefined) raw.owl_lambda = opts.owlLambda;
-    const stage = buildStage(raw, "prune");
+    const stage = stageFromFlags(raw, "prune");
     const writer = writerFromFlags(opts);
     const model = loadModel(dir);
     const calibration = stage.compressor.needs === "none" && !stage.prepare ? null : loadCalibration(opts, model, TextTokenizer.load(dir));

@@ -1,11 +1,12 @@
 import type { Command } from "commander";
-import { buildStage } from "../../compress/registry.js";
 import { loadModel } from "../../models/load.js";
 import { TextTokenizer } from "../../tokenizer/tokenizer.js";
 import { addCalibrationOptions, loadCalibration, type CalibrationFlags } from "../calibration.js";
 import { int, num } from "../options.js";
 import { addOutputOptions, writerFromFlags, type OutputFlags } from "../output-flags.js";
 import { runJobWithProgress } from "../run-job.js";
+import { stageFromFlags } from "../stage-flags.js";
+import { UsageError } from "../errors.js";
 
 interface QuantizeFlags extends CalibrationFlags, OutputFlags {
   method: string;
@@ -46,6 +47,7 @@ export function registerQuantize(program: Command): void {
     .option("--overwrite", "replace --out if it exists")
     .option("--json", "print a JSON summary");
   addOutputOptions(addCalibrationOptions(cmd), "compressed-tensors").action(async (dir: string, o: QuantizeFlags) => {
+    if (o.method !== "gptq" && (o.actOrder || o.staticGroups)) throw new UsageError("--act-order and --static-groups need --method gptq");
     const raw: Record<string, unknown> = { method: o.method, bits: o.bits, group_size: o.groupSize, sym: Boolean(o.sym), mse: Boolean(o.mse) };
     if (o.method === "gptq") {
       Object.assign(raw, { act_order: Boolean(o.actOrder), static_groups: Boolean(o.staticGroups), blocksize: o.blocksize, dampening: o.dampening });
@@ -53,7 +55,7 @@ export function registerQuantize(program: Command): void {
     if (o.targets) raw.targets = o.targets;
     if (o.ignore) raw.ignore = o.ignore;
     if (o.trueSequential) raw.true_sequential = true;
-    const stage = buildStage(raw, "quantize");
+    const stage = stageFromFlags(raw, "quantize");
     const writer = writerFromFlags(o);
     const model = loadModel(dir);
     const calibration = stage.compressor.needs === "none" ? null : loadCalibration(o, model, TextTokenizer.load(dir));

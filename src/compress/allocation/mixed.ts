@@ -15,7 +15,7 @@
 import { z } from "zod";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { Compressor, LayerStats, StatsNeed } from "../compressor.js";
-import type { CompressedLinear } from "../types.js";
+import type { CompressedLinear } from "../../formats/compressed-linear.js";
 
 export const mixedSchema = z
   .object({

@@ -15,7 +15,7 @@ import type { Compressor, LayerStats, StatsNeed } from "../compressor.js";
 import { compressModel, type LayerProgress } from "../pipeline.js";
 import type { Stage } from "../registry.js";
 import { CompressedStore } from "../store.js";
-import type { CompressedLinear } from "../types.js";
+import type { CompressedLinear } from "../../formats/compressed-linear.js";
 
 export interface ProbedLinear {
   name: string;

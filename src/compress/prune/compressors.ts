@@ -2,8 +2,8 @@
 import { z } from "zod";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { Compressor, LayerStats } from "../compressor.js";
-import { blocksize, dampening, parsePattern, pattern, sparsity } from "../options.js";
-import type { CompressedLinear } from "../types.js";
+import { parsePattern, pattern, sparsity } from "../options.js";
+import type { CompressedLinear } from "../../formats/compressed-linear.js";
 import { magnitudePrune } from "./magnitude.js";
 import { sparsegpt } from "./sparsegpt.js";
 import { wandaPrune } from "./wanda.js";
@@ -57,20 +57,19 @@ export class WandaCompressor implements Compressor {
  * ```
  * Joint sparsity + quantization (`bits`) is configured by the quantization module.
  */
-export const sparsegptSchema = z
-  .object({
-    sparsity: sparsity.default(0.5),
-    pattern: pattern.default("unstructured"),
-    blocksize: blocksize.default(128),
-    dampening: dampening.default(0.01),
-  })
-  .strict();
+interface SparseGPTOptions {
+  sparsity: number;
+  pattern: string;
+  blocksize: number;
+  dampening: number;
+}
 
 export class SparseGPTCompressor implements Compressor {
   readonly name = "sparsegpt";
   readonly needs = "hessian";
   constructor(
-    private readonly opt: z.infer<typeof sparsegptSchema>,
+    /** validated by quant/compressors.ts's jointSchema (these keys plus bits and sym) */
+    private readonly opt: SparseGPTOptions,
     /** joint quantization: builds a per-column quantizer from the weight (see quant/) */
     private readonly jointQuantizer?: (W: Tensor) => { quantizeColumn: (col: Float32Array, j: number) => void; grid: CompressedLinear["quant"] },
   ) {}

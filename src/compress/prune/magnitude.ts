@@ -2,7 +2,7 @@
 // (wanda lib/prune.py prune_magnitude; sparsegpt llama.py --gmp): one threshold over the whole
 // matrix by default, per output row with scope "row", or N:M.
 import { Tensor } from "../../tensor/tensor.js";
-import type { CompressedLinear } from "../types.js";
+import type { CompressedLinear } from "../../formats/compressed-linear.js";
 import { applyMask, nmMask, rowMask, thresholdMask, type NM } from "./select.js";
 
 export interface MagnitudeOptions {

@@ -91,4 +91,3 @@ function nmMask(
   }
 }
 
-export { transpose };

@@ -3,7 +3,7 @@
 // of M inputs for N:M. No weight update. ‖X_j‖² is proportional to diag(H), which is all the
 // pipeline collects for it (the constant factor does not change any comparison).
 import { Tensor } from "../../tensor/tensor.js";
-import type { CompressedLinear } from "../types.js";
+import type { CompressedLinear } from "../../formats/compressed-linear.js";
 import { applyMask, nmMask, rowMask, type NM } from "./select.js";
 
 export interface WandaOptions {

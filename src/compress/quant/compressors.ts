@@ -4,8 +4,9 @@ import type { Tensor } from "../../tensor/tensor.js";
 import type { Compressor, LayerStats } from "../compressor.js";
 import { bits, blocksize, dampening, pattern, sparsity } from "../options.js";
 import { SparseGPTCompressor, zeroColumns } from "../prune/compressors.js";
-import type { CompressedLinear } from "../types.js";
-import { findParams, maxQ, newGrid, quantize, setGroupParams } from "./grid.js";
+import type { CompressedLinear } from "../../formats/compressed-linear.js";
+import { findParams, newGrid, setGroupParams } from "./grid.js";
+import { maxQ, quantize } from "../../formats/compressed-linear.js";
 import { actOrderPermutation, gptq } from "./gptq.js";
 import { groupSize } from "./rtn.js";
 

@@ -10,8 +10,9 @@
 // updates but not by the current block's in-block updates (the repo reads W, not the block copy).
 import { Tensor } from "../../tensor/tensor.js";
 import { obsColumnLoop, transpose, transposeBytes } from "../obs.js";
-import type { QuantGrid } from "../types.js";
-import { findParams, findParamsOfColumns, maxQ, newGrid, quantize, setGroupParams, type GridOptions, type RowParams } from "./grid.js";
+import type { QuantGrid } from "../../formats/compressed-linear.js";
+import { findParams, findParamsOfColumns, newGrid, setGroupParams, type GridOptions, type RowParams } from "./grid.js";
+import { maxQ, quantize } from "../../formats/compressed-linear.js";
 
 export interface GPTQOptions extends GridOptions {
   /** input columns per group; ≥ cols (or ≤ 0) = one grid per output row */

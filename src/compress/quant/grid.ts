@@ -16,11 +16,10 @@
 // cannot be bit-exact with torch is the optional MSE search's error sum (torch sums |q−x|^2.4 in
 // float32 in its own vectorised order; we sum in float64), which can flip the chosen shrink factor
 // only when two candidates' errors agree to float32 rounding.
-import { dequantize, gridGroups, groupCount, maxQ, quantize, quantizeCode, quantizeToCodes, roundHalfEven, type QuantGrid } from "../../formats/compressed-linear.js";
+import { gridGroups, groupCount, maxQ, quantize, roundHalfEven, type QuantGrid } from "../../formats/compressed-linear.js";
 import { Tensor } from "../../tensor/tensor.js";
 
 // the grid arithmetic itself lives with the formats that store codes; re-exported for callers here
-export { dequantize, maxQ, quantize, quantizeCode, quantizeToCodes, roundHalfEven };
 
 export interface GridOptions {
   /** bits per weight, 1..8 (the reference runs use 2, 3, 4, 8) */

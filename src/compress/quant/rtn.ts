@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { Compressor } from "../compressor.js";
 import { bits } from "../options.js";
-import type { CompressedLinear } from "../types.js";
+import type { CompressedLinear } from "../../formats/compressed-linear.js";
 import { rtnQuantize } from "./grid.js";
 
 /** Input columns per group: a positive count, or -1 for one grid per output row (per channel). */
@@ -21,11 +21,11 @@ export const groupSize = z
  *   mse: false             # search shrunk ranges for the least Σ|q − w|^2.4 (quant.py `mse`)
  * ```
  */
-export const rtnSchema = z
+const rtnSchema = z
   .object({ bits: bits.default(4), group_size: groupSize.default(-1), sym: z.boolean().default(false), mse: z.boolean().default(false) })
   .strict();
 
-export class RtnCompressor implements Compressor {
+class RtnCompressor implements Compressor {
   readonly name = "rtn";
   readonly needs = "none";
   constructor(private readonly opt: z.infer<typeof rtnSchema>) {}

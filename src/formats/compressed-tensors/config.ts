@@ -124,10 +124,12 @@ export function parseQuantizationConfig(file: string, qc: Record<string, unknown
   const fail = (k: string, why: string): never => {
     throw new FormatError(file, `${where(k)}: ${why}`);
   };
+  if (qc.format !== undefined && qc.format !== null && typeof qc.format !== "string") fail("format", `expected a string, got ${JSON.stringify(qc.format)}`);
   const format = typeof qc.format === "string" ? qc.format : null;
+  if (format !== null && format !== "mixed-precision" && !READABLE.has(format)) fail("format", `"${format}" is not supported (topiary reads ${[...READABLE].join(", ")})`);
   const groups: ParsedQuantizationConfig["groups"] = [];
   const rawGroups = (qc.config_groups ?? {}) as Record<string, unknown>;
-  if (typeof rawGroups !== "object" || rawGroups === null) fail("config_groups", "is not an object");
+  if (typeof rawGroups !== "object" || rawGroups === null || Array.isArray(rawGroups)) fail("config_groups", "is not an object");
   for (const [name, raw] of Object.entries(rawGroups)) {
     const g = raw as Record<string, unknown>;
     const key = `config_groups.${name}`;
@@ -139,6 +141,7 @@ export function parseQuantizationConfig(file: string, qc: Record<string, unknown
     if (g.input_activations || g.output_activations) fail(key, "activation quantization is not supported (weight-only schemes are)");
     if (!g.weights) continue;
     const w = g.weights as Record<string, unknown>;
+    if (typeof w !== "object" || Array.isArray(w)) fail(`${key}.weights`, "is not an object");
     if (w.type !== undefined && w.type !== "int") fail(`${key}.weights.type`, `"${String(w.type)}" is not supported (only "int")`);
     const bits = w.num_bits ?? 8;
     if (typeof bits !== "number" || !Number.isInteger(bits) || bits < 1 || bits > 8) fail(`${key}.weights.num_bits`, `expected 1..8, got ${JSON.stringify(bits)}`);
@@ -156,7 +159,10 @@ export function parseQuantizationConfig(file: string, qc: Record<string, unknown
       scheme: { bits: bits as number, sym: w.symmetric !== false, strategy: strategy as WeightScheme["strategy"], groupSize, actorder },
     });
   }
-  const sc = qc.sparsity_config as Record<string, unknown> | undefined;
+  const sc = qc.sparsity_config as Record<string, unknown> | undefined | null;
+  if (sc !== undefined && sc !== null && (typeof sc !== "object" || Array.isArray(sc))) fail("sparsity_config", "is not an object");
+  if (sc && sc.format !== undefined && sc.format !== null && typeof sc.format !== "string") fail("sparsity_config.format", `expected a string, got ${JSON.stringify(sc.format)}`);
+  if (sc && sc.targets !== undefined && !(Array.isArray(sc.targets) && sc.targets.every((t) => typeof t === "string"))) fail("sparsity_config.targets", "is not a list of names");
   const sparsityFormat = sc && typeof sc.format === "string" ? sc.format : null;
   if (sparsityFormat !== null && !READABLE.has(sparsityFormat)) {
     fail("sparsity_config.format", `"${sparsityFormat}" is not supported (topiary reads ${[...READABLE].join(", ")})`);

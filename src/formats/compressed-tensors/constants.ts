@@ -21,7 +21,6 @@ export const Format = {
 } as const;
 
 export type CompressedTensorsFormat = (typeof Format)[keyof typeof Format];
-export const FORMATS: readonly CompressedTensorsFormat[] = Object.values(Format);
 
 /** The compressed-tensors version written into quantization_config.version, per format. */
 export const VERSION: Record<CompressedTensorsFormat, string> = {

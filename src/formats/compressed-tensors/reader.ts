@@ -6,6 +6,7 @@
 //     (older writers) are both read; 3/5/6/7-bit codes use the word-aligned layout for files written
 //     by compressed-tensors < 0.18, the dense one from 0.18 on (pack.ts).
 //   sparse-bitmask / sparse-24-bitmask: values scattered back through the bitmask.
+import path from "node:path";
 import { type QuantGrid, dequantize } from "../compressed-linear.js";
 import { packedWords, unpackInt32, type PackLayout } from "../pack.js";
 import { floatArrayToBf16, floatArrayToHalf, bf16ArrayToFloat, halfArrayToFloat } from "../../tensor/dtype.js";
@@ -23,7 +24,14 @@ export function isCompressedTensorsConfig(config: Record<string, unknown>): bool
 
 /** For registerWeightOpener: this reader for compressed-tensors folders, null for others. */
 export function openCompressedTensors(dir: string, config: Record<string, unknown>): WeightSource | null {
-  return isCompressedTensorsConfig(config) ? CompressedTensorsWeights.open(dir, config) : null;
+  const qc = config.quantization_config;
+  if (qc === undefined || qc === null) return null;
+  // a quantization_config topiary cannot read would otherwise surface as "missing tensor …weight"
+  const file = path.join(dir, "config.json");
+  if (typeof qc !== "object" || Array.isArray(qc)) throw new FormatError(file, "quantization_config is not an object");
+  const method = (qc as Record<string, unknown>).quant_method;
+  if (method !== QUANT_METHOD) throw new FormatError(file, `quantization_config.quant_method ${JSON.stringify(method)} is not supported (topiary reads "${QUANT_METHOD}" checkpoints)`);
+  return CompressedTensorsWeights.open(dir, config);
 }
 
 interface PackedLinear {
@@ -76,8 +84,12 @@ export class CompressedTensorsWeights implements WeightSource {
   static open(dir: string, config: Record<string, unknown>): CompressedTensorsWeights {
     const qc = parseQuantizationConfig(`${dir}/config.json`, config.quantization_config as Record<string, unknown>);
     const st = SafetensorsModel.open(dir);
+    if (qc.sparsityFormat === null && st.names().some((n) => n.endsWith(`.${Sparse.BITMASK}`))) {
+      st.close();
+      throw new FormatError(`${dir}/config.json`, "model.safetensors holds sparse bitmasks but quantization_config.sparsity_config.format names no sparse format");
+    }
     try {
-      return new CompressedTensorsWeights(dir, st, qc);
+      return new CompressedTensorsWeights(st.location, st, qc);
     } catch (e) {
       st.close();
       throw e;
@@ -121,6 +133,8 @@ export class CompressedTensorsWeights implements WeightSource {
       return this.st.readFloat32(name);
     }
     if (l.kind === "sparse") {
+      const maskInfo = this.st.info(l.parts[2]!);
+      if (maskInfo.dtype !== "U8" && maskInfo.dtype !== "I8" && maskInfo.dtype !== "BOOL") throw new FormatError(maskInfo.file, `"${maskInfo.name}" is ${maskInfo.dtype}, expected U8 (packed bits)`);
       const [values, bitmask, offsets] = [this.floats(l.parts[1]!), this.st.readBytes(l.parts[2]!), l.rowOffsets ? this.ints(l.parts[3]!) : null];
       const [rows, cols] = l.shape;
       try {

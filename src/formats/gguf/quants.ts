@@ -41,11 +41,11 @@ function getHalf(b: Uint8Array, at: number): number {
 }
 
 /** The types this module can pack (F32/F16 are plain conversions). */
-export const PACKABLE = [QuantType.F32, QuantType.F16, QuantType.Q8_0, QuantType.Q4_0, QuantType.Q5_0, QuantType.Q4_K, QuantType.Q6_K] as const;
+const PACKABLE = [QuantType.F32, QuantType.F16, QuantType.Q8_0, QuantType.Q4_0, QuantType.Q5_0, QuantType.Q4_K, QuantType.Q6_K] as const;
 export type PackableType = (typeof PACKABLE)[number];
 
 /** Types this module can unpack to float32. */
-export const UNPACKABLE = [...PACKABLE, QuantType.BF16] as const;
+const UNPACKABLE = [...PACKABLE, QuantType.BF16] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Q8_0

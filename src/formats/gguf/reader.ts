@@ -154,7 +154,9 @@ export class GgufFile {
   }
 
   private static parse(file: string, fd: number): GgufFile {
-    const size = fs.fstatSync(fd).size;
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new FormatError(file, "is not a file");
+    const size = stat.size;
     if (size < 24) throw new FormatError(file, `${size} bytes is too short for a GGUF header (24 bytes)`);
     const c = new Cursor(fd, size, file);
     const magic = c.u32("magic");

@@ -14,7 +14,7 @@ export type MetadataValue =
   | { type: Exclude<ValueType, ValueType.ARRAY>; value: Scalar }
   | { type: ValueType.ARRAY; itemType: Exclude<ValueType, ValueType.ARRAY>; value: readonly Scalar[] };
 
-export enum WriterState {
+enum WriterState {
   EMPTY = "EMPTY",
   HEADER = "HEADER",
   KV_DATA = "KV_DATA",

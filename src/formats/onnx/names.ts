@@ -7,7 +7,7 @@
 export const ONNX_SUBFOLDER = "onnx";
 
 /** Base name of the decoder file: transformers.js loads session "model" from `model{suffix}.onnx`. */
-export const MODEL_FILE_BASE = "model";
+const MODEL_FILE_BASE = "model";
 
 /**
  * transformers.js dtype → file-name suffix (DEFAULT_DTYPE_SUFFIX_MAPPING). topiary writes fp32,

@@ -18,7 +18,7 @@ import { SafetensorsFile } from "../../../src/formats/safetensors.js";
 import { SafetensorsWeights } from "../../../src/formats/weights.js";
 import { loadModel } from "../../../src/models/load.js";
 import { Tensor } from "../../../src/tensor/tensor.js";
-import { needsShared, STORIES, tempDir } from "../../helpers.js";
+import { STORIES, tempDir } from "../../helpers.js";
 
 function rng(seed: number) {
   let s = seed >>> 0;
@@ -136,7 +136,7 @@ describe("sensitivity", () => {
     assert.equal(settingFormat(s.find((x) => x.id === "sparsegpt-2:4")!), "sparse-bitmask");
   });
 
-  it("bytes are what the compressed-tensors writer stores, scales, zero points and bitmasks included", needsShared, async () => {
+  it("bytes are what the compressed-tensors writer stores, scales, zero points and bitmasks included", async () => {
     const name = "model.layers.1.mlp.down_proj"; // [64, 172]: a partial last group at g128
     const weights = SafetensorsWeights.open(STORIES);
     const W = new Tensor(weights.read(`${name}.weight`), [64, 172]);
@@ -185,7 +185,7 @@ describe("mixed stage", () => {
   });
 });
 
-describe("end-to-end sensitivity", needsShared, () => {
+describe("end-to-end sensitivity", () => {
   it("KL is 0 for the original weight and grows with the damage", async () => {
     const model = loadModel(STORIES);
     try {
@@ -206,7 +206,7 @@ describe("end-to-end sensitivity", needsShared, () => {
   });
 });
 
-describe("sensitivity database file", needsShared, () => {
+describe("sensitivity database file", () => {
   it("is rewritten after every layer and a partial one of the same run is resumed", async () => {
     const calibration = { batch: { ids: Int32Array.from({ length: 64 }, (_, i) => (i * 11 + 3) % 512), nsamples: 2, seqlen: 32 } as CalibrationBatch, info: { test: 1 } };
     const settings = settingsOf({ sparsities: [0.5], patterns: [], bits: [4], groupSizes: [-1], gptqVariants: ["plain"] });

@@ -19,7 +19,7 @@ import { parseRecipe } from "../../../src/compress/recipe.js";
 import { buildStage } from "../../../src/compress/registry.js";
 import { SafetensorsFile } from "../../../src/formats/safetensors.js";
 import { loadModel } from "../../../src/models/load.js";
-import { DATA, needsShared, STORIES, tempDir } from "../../helpers.js";
+import { DATA, STORIES, tempDir } from "../../helpers.js";
 import { topiary } from "../../cli/run-cli.js";
 import { compressAndEvaluate, referenceCalibration } from "../reference-helpers.js";
 
@@ -36,7 +36,7 @@ function linearBytes(dir: string, linears: string[]): number {
   }
 }
 
-describe("budget solver CLI", needsShared, () => {
+describe("budget solver CLI", () => {
   it("sensitivity → compress --target-bytes: written bytes within the budget, a re-runnable recipe, per-linear settings", async () => {
     const dir = tempDir();
     const db = path.join(dir, "db.json");
@@ -121,7 +121,7 @@ async function referenceDatabase(settings: Setting[], targets?: string[]): Promi
   }
 }
 
-describe("budget solver on stories260K (issue #15 acceptance)", needsShared, () => {
+describe("budget solver on stories260K (issue #15 acceptance)", () => {
   let db: SensitivityDatabase;
   const uniformSum = (key: "bytes" | "kl", id: string) => db.linears.reduce((a, l) => a + l[key]![id]!, 0);
 

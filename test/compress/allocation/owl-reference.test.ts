@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { oneLineError, topiary } from "../../cli/run-cli.js";
-import { DATA, needsShared, STORIES, tempDir } from "../../helpers.js";
+import { DATA, STORIES, tempDir } from "../../helpers.js";
 import { compressAndEvaluate, reference } from "../reference-helpers.js";
 
 interface OwlRecord {
@@ -32,7 +32,7 @@ function checkAllocation(allocation: unknown, reports: { sparsity: number; shape
   return a.layers.map((l) => `L${l.layer} ${(100 * l.outlierRatio).toFixed(2)} % → ${(100 * l.sparsity).toFixed(1)} %`).join(", ");
 }
 
-describe("OWL on stories260K (issue #15 acceptance)", needsShared, () => {
+describe("OWL on stories260K (issue #15 acceptance)", () => {
   it("OWL-SparseGPT 70 % has lower perplexity than uniform SparseGPT 70 % (reference 107.164)", async (t) => {
     const owl = await compressAndEvaluate({ method: "sparsegpt", sparsity: 0.7, allocation: "owl" });
     const uniform = reference("sparsegpt-70").ppl_exact.tinystories_test_512!;
@@ -48,7 +48,7 @@ describe("OWL on stories260K (issue #15 acceptance)", needsShared, () => {
   });
 });
 
-describe("topiary prune --allocation owl", needsShared, () => {
+describe("topiary prune --allocation owl", () => {
   const SMALL = ["--calib", path.join(DATA, "tinystories", "calib.txt"), "--nsamples", "16", "--calib-seqlen", "128", "--calib-sampling", "first"];
 
   it("records the outlier ratios and layer sparsities; each linear pruned at its layer's sparsity", async () => {

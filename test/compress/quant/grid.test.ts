@@ -4,20 +4,11 @@
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { describe, test } from "node:test";
-import {
-  dequantize,
-  findParams,
-  groupParams,
-  newGrid,
-  quantizeColumn,
-  quantizeToCodes,
-  roundHalfEven,
-  rtnQuantize,
-  setGroupParams,
-} from "../../../src/compress/quant/grid.js";
+import { findParams, groupParams, newGrid, quantizeColumn, rtnQuantize, setGroupParams } from "../../../src/compress/quant/grid.js";
+import { dequantize, quantizeToCodes, roundHalfEven } from "../../../src/formats/compressed-linear.js";
 import { SafetensorsWeights } from "../../../src/formats/weights.js";
 import { Tensor } from "../../../src/tensor/tensor.js";
-import { needsShared, referenceResults, STORIES } from "../../helpers.js";
+import { referenceResults, STORIES } from "../../helpers.js";
 
 const f32 = (xs: number[]) => Float32Array.from(xs);
 const T = (rows: number[][]) => new Tensor(f32(rows.flat()), [rows.length, rows[0]!.length]);
@@ -159,7 +150,7 @@ const RTN_SHA256: [string, { bits: number; sym: boolean; groupSize?: number; mse
   ["3-bit sym mse g32", { bits: 3, sym: true, groupSize: 32, mse: true }, "60e120eeaad64ebe44b212bf7fe66fa0c27bef75e1fcb330859914c48023e4da"],
 ];
 
-describe("RTN on stories260K against the reference", needsShared, () => {
+describe("RTN on stories260K against the reference", () => {
   const weights = SafetensorsWeights.open(STORIES);
   const names = weights
     .names()

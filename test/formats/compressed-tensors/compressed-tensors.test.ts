@@ -6,14 +6,14 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
 import { findParams, newGrid, rtnQuantize, setGroupParams } from "../../../src/compress/quant/grid.js";
-import type { CompressedLinear } from "../../../src/compress/types.js";
+import type { CompressedLinear } from "../../../src/formats/compressed-linear.js";
 import { CompressedTensorsWeights } from "../../../src/formats/compressed-tensors/reader.js";
 import { writeCompressedTensors, type CompressedTensorsOptions } from "../../../src/formats/compressed-tensors/writer.js";
 import { float32ToBytes, SafetensorsFile, writeSafetensors } from "../../../src/formats/safetensors.js";
 import { SafetensorsWeights } from "../../../src/formats/weights.js";
 import { loadModel } from "../../../src/models/load.js";
 import { Tensor } from "../../../src/tensor/tensor.js";
-import { needsShared, STORIES, tempDir } from "../../helpers.js";
+import { STORIES, tempDir } from "../../helpers.js";
 
 const root = tempDir("topiary-ct-");
 let counter = 0;
@@ -321,7 +321,7 @@ function readTensor(dir: string, name: string): Float32Array {
   return d;
 }
 
-describe("stories260K folders through loadModel", needsShared, () => {
+describe("stories260K folders through loadModel", () => {
   const source = SafetensorsWeights.open(STORIES);
   const linearNames = source
     .names()
