@@ -49,7 +49,7 @@ export interface BloomConfig extends ModelConfig {
 /** Sequence length assumed when the config names none (BLOOM was trained on 2048). */
 const DEFAULT_MAX_POSITIONS = 2048;
 
-export function parseBloomConfig(file: string, json: Record<string, unknown>): BloomConfig {
+function parseBloomConfig(file: string, json: Record<string, unknown>): BloomConfig {
   const parsed = bloomConfigSchema.safeParse(json);
   if (!parsed.success) throw new FormatError(file, describeZodError(parsed.error));
   const c = parsed.data;
@@ -79,7 +79,7 @@ export function parseBloomConfig(file: string, json: Record<string, unknown>): B
 }
 
 const BASE = "transformer.";
-export const BLOOM_TENSORS = {
+const BLOOM_TENSORS = {
   embed: `${BASE}word_embeddings.weight`,
   embedNorm: `${BASE}word_embeddings_layernorm`,
   finalNorm: `${BASE}ln_f`,
@@ -87,7 +87,7 @@ export const BLOOM_TENSORS = {
 } as const;
 const layerPrefix = (i: number): string => `${BASE}h.${i}.`;
 
-export const BLOOM_LAYER = {
+const BLOOM_LAYER = {
   attnNorm: "input_layernorm",
   qkv: "self_attention.query_key_value",
   o: "self_attention.dense",

@@ -68,7 +68,7 @@ export interface NeoxConfig extends ModelConfig {
   attentionBias: boolean;
 }
 
-export function parseNeoxConfig(file: string, json: Record<string, unknown>): NeoxConfig {
+function parseNeoxConfig(file: string, json: Record<string, unknown>): NeoxConfig {
   const parsed = neoxConfigSchema.safeParse(json);
   if (!parsed.success) throw new FormatError(file, describeZodError(parsed.error));
   const c = parsed.data;
@@ -109,14 +109,14 @@ export function parseNeoxConfig(file: string, json: Record<string, unknown>): Ne
 }
 
 const BASE = "gpt_neox.";
-export const NEOX_TENSORS = {
+const NEOX_TENSORS = {
   embed: `${BASE}embed_in.weight`,
   finalNorm: `${BASE}final_layer_norm`,
   lmHead: "embed_out",
 } as const;
 const layerPrefix = (i: number): string => `${BASE}layers.${i}.`;
 
-export const NEOX_LAYER = {
+const NEOX_LAYER = {
   attnNorm: "input_layernorm",
   qkv: "attention.query_key_value",
   o: "attention.dense",

@@ -49,7 +49,7 @@ export interface Gpt2Config extends ModelConfig {
   layers: LayerStructure[];
 }
 
-export function parseGpt2Config(file: string, json: Record<string, unknown>): Gpt2Config {
+function parseGpt2Config(file: string, json: Record<string, unknown>): Gpt2Config {
   const parsed = gpt2ConfigSchema.safeParse(json);
   if (!parsed.success) throw new FormatError(file, describeZodError(parsed.error));
   const c = parsed.data;
@@ -89,7 +89,7 @@ export function parseGpt2Config(file: string, json: Record<string, unknown>): Gp
 }
 
 const BASE = "transformer.";
-export const GPT2_TENSORS = {
+const GPT2_TENSORS = {
   embed: `${BASE}wte.weight`,
   positions: `${BASE}wpe.weight`,
   finalNorm: `${BASE}ln_f`,
@@ -97,7 +97,7 @@ export const GPT2_TENSORS = {
 } as const;
 const layerPrefix = (i: number): string => `${BASE}h.${i}.`;
 
-export const GPT2_LAYER = {
+const GPT2_LAYER = {
   attnNorm: "ln_1",
   qkv: "attn.c_attn",
   o: "attn.c_proj",

@@ -34,7 +34,7 @@ const ropeParams = z.looseObject({
 });
 
 /** The fields topiary reads from a Llama-family config.json; others are kept but ignored. */
-export const llamaConfigSchema = z.looseObject({
+const llamaConfigSchema = z.looseObject({
   architectures: z.array(z.string()).min(1),
   model_type: z.string().optional(),
   hidden_size: z.number().int().positive(),
@@ -227,7 +227,7 @@ export function linearSpecs(c: LlamaConfig, i: number): LinearSpec[] {
  * The order of "true sequential" compression (GPTQ/SparseGPT llama.py --true-sequential): each
  * group's inputs are captured after the earlier groups were compressed.
  */
-export const TRUE_SEQUENTIAL_GROUPS: readonly (readonly string[])[] = [
+const TRUE_SEQUENTIAL_GROUPS: readonly (readonly string[])[] = [
   [LAYER_TENSORS.k, LAYER_TENSORS.v, LAYER_TENSORS.q],
   [LAYER_TENSORS.o],
   [LAYER_TENSORS.up, LAYER_TENSORS.gate],

@@ -59,7 +59,7 @@ const LN_EPS = 1e-5;
 /** OPTLearnedPositionalEmbedding: position p reads row p + 2 (fairseq's padding offset). */
 const POSITION_OFFSET = 2;
 
-export function parseOptConfig(file: string, json: Record<string, unknown>): OptConfig {
+function parseOptConfig(file: string, json: Record<string, unknown>): OptConfig {
   const parsed = optConfigSchema.safeParse(json);
   if (!parsed.success) throw new FormatError(file, describeZodError(parsed.error));
   const c = parsed.data;
@@ -100,7 +100,7 @@ export function parseOptConfig(file: string, json: Record<string, unknown>): Opt
 }
 
 const BASE = "model.decoder.";
-export const OPT_TENSORS = {
+const OPT_TENSORS = {
   embedTokens: `${BASE}embed_tokens.weight`,
   embedPositions: `${BASE}embed_positions.weight`,
   projectIn: `${BASE}project_in`,

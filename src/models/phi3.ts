@@ -28,7 +28,7 @@ const phi3Fields = z.looseObject({
   original_max_position_embeddings: z.number().int().positive().optional(),
 });
 
-export function parsePhi3Config(file: string, json: Record<string, unknown>): Phi3Config {
+function parsePhi3Config(file: string, json: Record<string, unknown>): Phi3Config {
   const base = parseLlamaConfig(file, json, { slidingWindowField: true });
   const parsed = phi3Fields.safeParse(json);
   if (!parsed.success) throw new FormatError(file, describeZodError(parsed.error));

@@ -20,7 +20,7 @@ const CONFIG = {
 };
 
 /** A Vega-Lite spec as SVG text. */
-export async function renderSvg(plot: Plot): Promise<string> {
+async function renderSvg(plot: Plot): Promise<string> {
   const vgSpec = compile({ ...plot.spec, config: CONFIG } as Parameters<typeof compile>[0]).spec;
   const view = new vega.View(vega.parse(vgSpec), { renderer: "none", logLevel: vega.Warn });
   try {
@@ -81,7 +81,7 @@ figure svg { max-width: 100%; height: auto; }
 `;
 
 /** The whole page as one string. */
-export async function reportHtml(r: SweepResults, db: { data: SensitivityDb; file: string } | null): Promise<string> {
+async function reportHtml(r: SweepResults, db: { data: SensitivityDb; file: string } | null): Promise<string> {
   const plots = reportPlots(r, db);
   const figures: string[] = [];
   for (const p of plots) {

@@ -58,7 +58,7 @@ export function recipeBits(stages: Stage[], name: string): { bits: number; group
 }
 
 /** Does some stage prune `name` (a stage whose options set a sparsity or an N:M pattern)? */
-export function recipePrunes(stages: Stage[], name: string): boolean {
+function recipePrunes(stages: Stage[], name: string): boolean {
   return stages.some((s) => ("sparsity" in s.options || "pattern" in s.options) && stageTargets(s, name));
 }
 

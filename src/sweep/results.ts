@@ -45,7 +45,7 @@ const run = metrics.extend({
   allocation: z.array(allocation),
 });
 
-export const sweepResultsSchema = z.object({
+const sweepResultsSchema = z.object({
   topiary: z.string(),
   created: z.string(),
   model: z.string(),

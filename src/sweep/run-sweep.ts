@@ -243,7 +243,7 @@ class Measure {
 }
 
 /** Bytes of a model folder's weight files (every *.safetensors). */
-export function weightBytes(dir: string): number {
+function weightBytes(dir: string): number {
   return fs
     .readdirSync(dir)
     .filter((f) => f.endsWith(".safetensors"))

@@ -37,7 +37,7 @@ export interface RecoverSummary {
 }
 
 /** Checks that distilling `teacher` into `student` compares like with like: same vocabulary, same tokens. */
-export function checkTeacher(student: CausalLM, teacher: CausalLM, studentTok: TextTokenizer, teacherDir: string, sample: string): void {
+function checkTeacher(student: CausalLM, teacher: CausalLM, studentTok: TextTokenizer, teacherDir: string, sample: string): void {
   const sv = student.config.vocabSize;
   const tv = teacher.config.vocabSize;
   if (sv !== tv) throw new FormatError(path.join(teacherDir, "config.json"), `vocabulary of ${tv} tokens differs from the student's (${sv}); distillation compares next-token distributions token by token`);

@@ -23,7 +23,7 @@ export interface LayerwiseResult {
 }
 
 /** Calibration windows by default (the pruning papers' 128); each block trains on batches drawn from them. */
-export const CALIBRATION_WINDOWS = 128;
+const CALIBRATION_WINDOWS = 128;
 
 async function runAll(model: CausalLM, layer: number, x: Float32Array, windows: number, T: number, B: number, weights?: Map<string, Float32Array>): Promise<Float32Array> {
   const D = model.config.hiddenSize;

@@ -30,7 +30,7 @@ export interface BlockBackwardOptions {
 }
 
 /** Output name of a parameter's gradient: "grad." + its suffix ("grad.self_attn.q_proj.weight"). */
-export const gradName = (suffix: string): string => `grad.${suffix}`;
+const gradName = (suffix: string): string => `grad.${suffix}`;
 
 /**
  * Inputs: `hidden` [N, D] (N = B·T), `cos`/`sin` [T, 1, hd], `mask` [T, T] (additive), the layer's

@@ -11,7 +11,7 @@ import type { CausalLM, LayerWeights } from "../models/model.js";
 import { cachedSession, type NumericArray, type RtTensor } from "../runtime/ort.js";
 import type { FloatType } from "./graph-ops.js";
 import { headLossGraph, usesTargets, usesTeacher, type LossKind } from "./head-loss.js";
-import { gradName, llamaBlockBackwardGraph } from "./llama-block.js";
+import { llamaBlockBackwardGraph } from "./llama-block.js";
 import { trainableConfig } from "./trainable.js";
 
 type Floats = Float32Array | Float64Array;
@@ -19,7 +19,7 @@ type Floats = Float32Array | Float64Array;
 const t = (data: NumericArray, dims: readonly number[]): RtTensor => ({ data, dims });
 
 /** Additive attention mask [T, T]: causal, and the sliding window when the model has one. */
-export function trainingMask(c: LlamaConfig, T: number): Float32Array {
+function trainingMask(c: LlamaConfig, T: number): Float32Array {
   const m = causalMask(0, T);
   const w = c.slidingWindow;
   if (w !== null) for (let q = 0; q < T; q++) for (let k = 0; k <= q - w; k++) m[q * T + k] = -Infinity;
@@ -169,4 +169,3 @@ export async function modelGradients(
   return { loss: hl.loss, gradInput: g };
 }
 
-export { gradName };

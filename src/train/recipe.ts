@@ -18,7 +18,7 @@ import { FormatError } from "../formats/errors.js";
 import { describeZodError } from "../models/config.js";
 import { LOSS_KINDS } from "./head-loss.js";
 
-export const recoverStageSchema = z
+const recoverStageSchema = z
   .object({
     method: z.literal("recover"),
     mode: z.enum(["masked", "lora", "layerwise"]).default("masked"),

@@ -62,7 +62,7 @@ export type Objective = "absolute" | "relative" | "kl";
 const OBJECTIVE_KEY = { absolute: "loss", relative: "relLoss", kl: "kl" } as const;
 
 /** The default objective: the end-to-end KL when the database has it (as OBC's DP), else the absolute loss. */
-export function defaultObjective(db: SensitivityDatabase): Objective {
+function defaultObjective(db: SensitivityDatabase): Objective {
   return db.linears.every((l) => l.kl) ? "kl" : "absolute";
 }
 

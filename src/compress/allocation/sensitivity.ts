@@ -35,7 +35,7 @@ import { buildStage, type Stage } from "../registry.js";
 import { EndToEnd } from "./end-to-end.js";
 import { probeDenseModel } from "./probe.js";
 
-export const DATABASE_VERSION = 1;
+const DATABASE_VERSION = 1;
 
 export interface Setting {
   id: string;

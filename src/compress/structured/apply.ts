@@ -6,21 +6,21 @@ import type { LayerSelection } from "./select.js";
 import { keptColumns, keptRows, type UnitGroup } from "./units.js";
 
 /** Rows [out] of W [rows, cols] kept. */
-export function takeRows(W: Float32Array, cols: number, rows: readonly number[]): Float32Array {
+function takeRows(W: Float32Array, cols: number, rows: readonly number[]): Float32Array {
   const out = new Float32Array(rows.length * cols);
   rows.forEach((r, i) => out.set(W.subarray(r * cols, (r + 1) * cols), i * cols));
   return out;
 }
 
 /** Columns of W [rows, cols] kept. */
-export function takeColumns(W: Float32Array, rows: number, cols: number, keep: readonly number[]): Float32Array {
+function takeColumns(W: Float32Array, rows: number, cols: number, keep: readonly number[]): Float32Array {
   const out = new Float32Array(rows * keep.length);
   for (let r = 0; r < rows; r++) for (let i = 0; i < keep.length; i++) out[r * keep.length + i] = W[r * cols + keep[i]!]!;
   return out;
 }
 
 /** The layer with removed units' producer rows and consumer columns set to zero (shapes kept). */
-export function maskedLayerWeights(
+function maskedLayerWeights(
   weights: LayerWeights,
   groups: UnitGroup[],
   sel: LayerSelection,

@@ -57,7 +57,7 @@ function unitScores(group: UnitGroup, columnScores: Float64Array, reduce: "mean"
 }
 
 /** FLAP's per-unit scores of one layer: standardized WIFV, averaged per unit. */
-export function flapUnitScores(layer: LayerInputs<FluctuationStats>): Map<UnitKind, Float64Array> {
+function flapUnitScores(layer: LayerInputs<FluctuationStats>): Map<UnitKind, Float64Array> {
   const scores = new Map<UnitKind, Float64Array>();
   for (const g of layer.groups) {
     const { W, rows, cols } = layer.consumers.get(g.consumer)!;
@@ -80,7 +80,7 @@ function unitCost(g: UnitGroup, groups: UnitGroup[]): number {
 }
 
 /** b = W[:, R]·μ_R for the removed columns R of a consumer W [rows, cols]. */
-export function compensationBias(W: Float32Array, rows: number, cols: number, mean: Float64Array, keptCols: ReadonlySet<number>): Float32Array {
+function compensationBias(W: Float32Array, rows: number, cols: number, mean: Float64Array, keptCols: ReadonlySet<number>): Float32Array {
   const b = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
     let s = 0;
@@ -157,7 +157,7 @@ function keepHighest(s: Float64Array, removed: number, kind: UnitKind): number[]
 }
 
 /** Wanda-sp's per-unit scores of one layer: Σ over the unit's columns of mean_r |W|·√S. */
-export function wandaSpUnitScores(layer: LayerInputs<SquaredNormStats>): Map<UnitKind, Float64Array> {
+function wandaSpUnitScores(layer: LayerInputs<SquaredNormStats>): Map<UnitKind, Float64Array> {
   const scores = new Map<UnitKind, Float64Array>();
   for (const g of layer.groups) {
     const { W, rows, cols } = layer.consumers.get(g.consumer)!;

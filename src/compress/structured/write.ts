@@ -37,7 +37,7 @@ export function uniformWidths(selections: LayerSelection[]): boolean {
 }
 
 /** The config of the model `selections` describe. */
-export function prunedConfig(model: CausalLM, selections: LayerSelection[]): ModelConfig {
+function prunedConfig(model: CausalLM, selections: LayerSelection[]): ModelConfig {
   const layers: PrunedLayer[] = selections.map((s) => ({ kept: s.kept, consumerBias: s.biases.size > 0 }));
   return model.family.structure!.prune(model.config, layers);
 }
