@@ -28,18 +28,15 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Llama, Token } from "node-llama-cpp";
+import type { Llama } from "node-llama-cpp";
 import { runCompression, type OutputWriter } from "../src/compress/job.js";
 import { buildStage } from "../src/compress/registry.js";
-import { decode } from "../src/eval/decode.js";
-import { OnnxDecoder } from "../src/eval/onnx-decoder.js";
 import { exportGguf, type GgufTypeName } from "../src/export/gguf.js";
 import { exportOnnx, type OnnxWeightDtype } from "../src/export/onnx.js";
 import { fillCompressedTensors } from "../src/formats/compressed-tensors/writer.js";
 import { copyModelFiles, writeDenseSafetensors, type FloatDtype } from "../src/formats/hf-folder.js";
 import { loadModel } from "../src/models/load.js";
-import { syntheticModel, tinyLlamaShape } from "../src/models/synthetic.js";
-import { syntheticTokenizer } from "../src/tokenizer/synthetic.js";
+import { llamaCppTokensPerSecond, onnxTokensPerSecond, promptFor, tinyLlamaParameters, writeSyntheticCheckpoint } from "./common.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
@@ -58,24 +55,6 @@ const log = (m: string) => process.stderr.write(`[${((performance.now() - t0) / 
 
 // ---------------------------------------------------------------------------------------------
 // The synthetic checkpoint
-
-/** Writes the TinyLlama-shaped model with `layers` layers as an fp16 Hugging Face folder. */
-function writeSyntheticCheckpoint(dir: string, layers: number): void {
-  const shape = tinyLlamaShape(layers);
-  const { weights } = syntheticModel(shape, 1);
-  fs.mkdirSync(dir);
-  writeDenseSafetensors(dir, weights, () => "F16");
-  const { tokenizer, config } = syntheticTokenizer(shape.vocab_size);
-  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tokenizer));
-  fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify(config, null, 2) + "\n");
-  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...shape, torch_dtype: "float16" }, null, 2) + "\n");
-}
-
-/** Parameters of the TinyLlama shape with `layers` layers. */
-function tinyLlamaParameters(layers: number): number {
-  const { weights } = syntheticModel(tinyLlamaShape(layers));
-  return weights.names().reduce((a, n) => a + weights.shape(n).reduce((x, y) => x * y, 1), 0);
-}
 
 /**
  * Disk the run needs at its peak, per parameter: the fp16 source (2), the decoded artifacts
@@ -196,49 +175,6 @@ async function artifacts(model: string, src: string): Promise<Artifact[]> {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-/** The 8-token prompt (BOS first) of bench/onnx-decode.ts. */
-const promptFor = (vocabSize: number) => Int32Array.from({ length: PROMPT_TOKENS }, (_, i) => 1 + ((i * 37) % (vocabSize - 1)));
-
-async function onnxTokensPerSecond(dir: string): Promise<number> {
-  const dec = await OnnxDecoder.open(dir);
-  try {
-    const prompt = promptFor(dec.config.vocabSize);
-    const opts = { temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] };
-    await decode(dec, prompt, { ...opts, maxNewTokens: 4 }); // warm-up
-    return (await decode(dec, prompt, { ...opts, maxNewTokens: TOKENS })).tokensPerSecond;
-  } finally {
-    await dec.close();
-  }
-}
-
-/** Greedy tokens/s after the prefill, counted as eval/decode.ts counts them: (n − 1) steps after the first token. */
-async function llamaCppTokensPerSecond(llama: Llama, file: string, vocabSize: number, threads: number): Promise<number> {
-  const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
-  try {
-    const ctx = await model.createContext({ contextSize: 256, sequences: 1, threads });
-    try {
-      const seq = ctx.getSequence();
-      const prompt = Array.from(promptFor(vocabSize)) as Token[];
-      const run = async (n: number) => {
-        await seq.clearHistory();
-        let count = 0;
-        let first = 0;
-        for await (const _ of seq.evaluate(prompt, { temperature: 0 })) {
-          if (++count === 1) first = performance.now();
-          if (count >= n) break;
-        }
-        return (count - 1) / ((performance.now() - first) / 1000);
-      };
-      await run(4); // warm-up
-      return await run(TOKENS);
-    } finally {
-      await ctx.dispose();
-    }
-  } finally {
-    await model.dispose();
-  }
-}
-
 /** A decode speed and the threads it ran with. */
 interface Speed {
   tps: number;
@@ -259,9 +195,9 @@ async function measure(llama: Llama, model: string, rows: Artifact[], vocabSize:
       if (!r.decode) continue;
       const speeds: Speed[] = [];
       if (r.decode.runtime === "llama.cpp") {
-        for (const threads of LLAMA_THREADS) speeds.push({ tps: await llamaCppTokensPerSecond(llama, r.decode.file, vocabSize, threads), threads });
+        for (const threads of LLAMA_THREADS) speeds.push({ tps: await llamaCppTokensPerSecond(llama, r.decode.file, promptFor(vocabSize, PROMPT_TOKENS), TOKENS, threads), threads });
       } else {
-        speeds.push({ tps: await onnxTokensPerSecond(r.decode.dir), threads: THREADS });
+        speeds.push({ tps: await onnxTokensPerSecond(r.decode.dir, promptFor(vocabSize, PROMPT_TOKENS), TOKENS), threads: THREADS });
       }
       for (const s of speeds) keep(r, s);
       log(`${model} round ${round}: ${r.variant}, ${r.format} (${r.decode.runtime}): ${speeds.map((s) => `${s.tps.toFixed(1)} tokens/s with ${s.threads} threads`).join(", ")}`);
