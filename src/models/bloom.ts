@@ -12,7 +12,7 @@ import { FormatError } from "../formats/errors.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { GraphBuilder } from "../runtime/onnx-graph.js";
 import { RenamedWeights, prefixMap } from "./checkpoint-view.js";
-import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
+import { layerCount, describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
 import { splitInterleavedQkv } from "./fused-ops.js";
 import { alibiSlopes } from "./fused-layout.js";
@@ -25,7 +25,7 @@ const bloomConfigSchema = z.looseObject({
   // BloomConfig accepts n_embed as an alias of hidden_size
   hidden_size: z.number().int().positive().optional(),
   n_embed: z.number().int().positive().optional(),
-  n_layer: z.number().int().positive(),
+  n_layer: layerCount,
   n_head: z.number().int().positive(),
   layer_norm_epsilon: z.number().positive().default(1e-5),
   apply_residual_connection_post_layernorm: z.boolean().default(false),

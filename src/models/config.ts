@@ -6,6 +6,13 @@ import { z } from "zod";
 import { FormatError } from "../formats/errors.js";
 import { readJsonFile } from "../formats/json.js";
 
+/**
+ * The most decoder layers a config may declare. Families build per-layer tables from the count
+ * before any weight is read, so an absurd count (a corrupt or hostile config.json) must be refused
+ * first; the deepest published models have a few hundred layers.
+ */
+export const layerCount = z.number().int().positive().max(100_000);
+
 /** token id fields: one id, a list, or null */
 export const tokenIds = z.union([z.number().int(), z.array(z.number().int())]).nullish();
 

@@ -14,7 +14,7 @@ import { Keys } from "../formats/gguf/constants.js";
 import { FormatError } from "../formats/errors.js";
 import { mapTensorName } from "../formats/gguf/names.js";
 import type { WeightSource } from "../formats/weights.js";
-import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
+import { layerCount, describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GgufTensorPlan, LinearSpec } from "./family.js";
 import { GgufMeta } from "./gguf-meta.js";
 import { activation, ACTIVATIONS, rmsNorm, rotateHalf, softcap } from "./graph-ops.js";
@@ -32,7 +32,7 @@ const gemmaConfigSchema = z.looseObject({
   architectures: z.array(z.string()).min(1),
   hidden_size: z.number().int().positive(),
   intermediate_size: z.number().int().positive(),
-  num_hidden_layers: z.number().int().positive(),
+  num_hidden_layers: layerCount,
   num_attention_heads: z.number().int().positive(),
   num_key_value_heads: z.number().int().positive().nullish(),
   head_dim: z.number().int().positive(),

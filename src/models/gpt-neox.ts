@@ -15,7 +15,7 @@ import { Keys } from "../formats/gguf/constants.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { GraphBuilder } from "../runtime/onnx-graph.js";
 import { RenamedWeights, prefixMap } from "./checkpoint-view.js";
-import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
+import { layerCount, describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
 import { partialRope, splitInterleavedQkv } from "./fused-ops.js";
 import { LAYERNORM_EPS, layerNormGguf, USE_PARALLEL_RESIDUAL } from "./gguf-layernorm.js";
@@ -34,7 +34,7 @@ const neoxConfigSchema = z.looseObject({
   architectures: z.array(z.string()).min(1),
   vocab_size: z.number().int().positive(),
   hidden_size: z.number().int().positive(),
-  num_hidden_layers: z.number().int().positive(),
+  num_hidden_layers: layerCount,
   num_attention_heads: z.number().int().positive(),
   intermediate_size: z.number().int().positive(),
   hidden_act: z.string().default("gelu"),

@@ -12,7 +12,7 @@ import { FormatError } from "../formats/errors.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { GraphBuilder } from "../runtime/onnx-graph.js";
 import { RenamedWeights, prefixMap } from "./checkpoint-view.js";
-import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
+import { layerCount, describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
 import { keepLayersRaw, layerStructures, structuredPruningRaw, type LayerStructure } from "./structure.js";
 import { LAYERNORM_EPS, layerNormGguf } from "./gguf-layernorm.js";
@@ -23,7 +23,7 @@ const gpt2ConfigSchema = z.looseObject({
   vocab_size: z.number().int().positive(),
   n_positions: z.number().int().positive().default(1024),
   n_embd: z.number().int().positive(),
-  n_layer: z.number().int().positive(),
+  n_layer: layerCount,
   n_head: z.number().int().positive(),
   n_inner: z.number().int().positive().nullish(),
   activation_function: z.string().default("gelu_new"),

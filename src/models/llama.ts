@@ -14,7 +14,7 @@ import { Keys } from "../formats/gguf/constants.js";
 import { FormatError } from "../formats/errors.js";
 import type { MetadataValue } from "../formats/gguf/writer.js";
 import type { WeightSource } from "../formats/weights.js";
-import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
+import { layerCount, describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GgufFamily, GgufTensorPlan, LinearSpec } from "./family.js";
 import { standardUnits, type PrunedLayer, type StructureHooks } from "./structure.js";
 import { unpermuteRows } from "../export/gguf-tensors.js";
@@ -39,7 +39,7 @@ const llamaConfigSchema = z.looseObject({
   model_type: z.string().optional(),
   hidden_size: z.number().int().positive(),
   intermediate_size: z.number().int().positive(),
-  num_hidden_layers: z.number().int().positive(),
+  num_hidden_layers: layerCount,
   num_attention_heads: z.number().int().positive(),
   num_key_value_heads: z.number().int().positive().nullish(),
   head_dim: z.number().int().positive().nullish(),

@@ -12,7 +12,7 @@ import { FormatError } from "../formats/errors.js";
 import type { GraphBuilder } from "../runtime/onnx-graph.js";
 import type { WeightSource } from "../formats/weights.js";
 import { RenamedWeights, prefixMap } from "./checkpoint-view.js";
-import { describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
+import { layerCount, describeZodError, eosList, tokenIds, type ModelConfig } from "./config.js";
 import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
 import { keepLayersRaw, layerStructures, standardUnits, structuredPruningRaw, type LayerStructure } from "./structure.js";
 import { activation, ACTIVATIONS, layerNorm } from "./graph-ops.js";
@@ -21,7 +21,7 @@ const optConfigSchema = z.looseObject({
   architectures: z.array(z.string()).min(1),
   vocab_size: z.number().int().positive(),
   hidden_size: z.number().int().positive(),
-  num_hidden_layers: z.number().int().positive(),
+  num_hidden_layers: layerCount,
   ffn_dim: z.number().int().positive(),
   num_attention_heads: z.number().int().positive(),
   max_position_embeddings: z.number().int().positive().default(2048),

@@ -169,7 +169,14 @@ export function widenLlama(config: ModelConfig, w: WeightSource, D: number, F: n
     put(`${p}mlp.down_proj.weight`, pad(w.read(`${p}mlp.down_proj.weight`), D0, F0, D, F), [D, F]);
   }
   return {
-    config: { ...config, hiddenSize: D, intermediateSize: F, rmsNormEps: (config as LlamaConfig).rmsNormEps * (D0 / D) } as LlamaConfig,
+    config: {
+      ...config,
+      hiddenSize: D,
+      intermediateSize: F,
+      // the per-layer widths the Llama adapter reads (models/llama.ts LlamaLayerShape)
+      layers: (config as LlamaConfig).layers.map((l) => ({ ...l, intermediateSize: F })),
+      rmsNormEps: (config as LlamaConfig).rmsNormEps * (D0 / D),
+    } as LlamaConfig,
     weights: new MemoryWeights(t),
   };
 }

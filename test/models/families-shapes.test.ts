@@ -125,8 +125,8 @@ describe("bad family configs and fused tensors: one line naming the file", fs.ex
     );
 
   test("Phi-3 qkv_proj whose rows contradict the head counts", () => {
-    // the weights' location is the folder (a checkpoint may be sharded)
-    fails(variant("phi3", (c) => (c.num_key_value_heads = 2)), "", /tensor "model\.layers\.0\.self_attn\.qkv_proj\.weight" has shape \[192, 64\], config\.json implies \[128, 64\]/);
+    // the error names the weights file (model.safetensors, or the index of a sharded checkpoint)
+    fails(variant("phi3", (c) => (c.num_key_value_heads = 2)), "model.safetensors", /tensor "model\.layers\.0\.self_attn\.qkv_proj\.weight" has shape \[192, 64\], config\.json implies \[128, 64\]/);
   });
   test("Gemma 2 without query_pre_attn_scalar", () => {
     fails(variant("gemma2", (c) => delete c.query_pre_attn_scalar), "config.json", /field "query_pre_attn_scalar" is missing/);

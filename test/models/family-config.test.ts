@@ -71,7 +71,7 @@ describe("fused tensors of the wrong size", () => {
     const dir = familyFixture({ ...read("bloom"), n_layer: 1 }, { reshape: { [qkv]: [144, 64] } });
     const out = path.join(tempDir(), "pruned");
     const r = await topiary(["prune", dir, "--method", "magnitude", "--sparsity", "0.5", "--out", out]);
-    assert.equal(oneLineError(r), `topiary: ${dir}: tensor "${qkv}" has shape [144, 64], config.json implies [192, 64]`);
+    assert.equal(oneLineError(r), `topiary: ${path.join(dir, "model.safetensors")}: tensor "${qkv}" has shape [144, 64], config.json implies [192, 64]`);
     assert.ok(!fs.existsSync(out));
   });
 
