@@ -6,12 +6,16 @@ import type { Llama, Token } from "node-llama-cpp";
 import { decode } from "../src/eval/decode.js";
 import { OnnxDecoder } from "../src/eval/onnx-decoder.js";
 import { writeDenseSafetensors } from "../src/formats/hf-folder.js";
-import { syntheticModel, tinyLlamaShape } from "../src/models/synthetic.js";
+import { syntheticModel, tinyLlamaShape, type SyntheticShape } from "../src/models/synthetic.js";
 import { syntheticTokenizer } from "../src/tokenizer/synthetic.js";
 
 /** Writes the TinyLlama-shaped model with `layers` layers as an fp16 Hugging Face folder. */
 export function writeSyntheticCheckpoint(dir: string, layers: number): void {
-  const shape = tinyLlamaShape(layers);
+  writeSyntheticFolder(dir, tinyLlamaShape(layers));
+}
+
+/** Writes a synthetic model of `shape` as an fp16 Hugging Face folder with a tokenizer of its vocabulary size. */
+export function writeSyntheticFolder(dir: string, shape: SyntheticShape): void {
   const { weights } = syntheticModel(shape, 1);
   fs.mkdirSync(dir);
   writeDenseSafetensors(dir, weights, () => "F16");

@@ -22,9 +22,8 @@ import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { writeDenseSafetensors } from "../src/formats/hf-folder.js";
 import { syntheticModel, tinyLlamaShape, type SyntheticShape } from "../src/models/synthetic.js";
-import { syntheticTokenizer } from "../src/tokenizer/synthetic.js";
+import { writeSyntheticFolder } from "./common.js";
 
 const args = process.argv.slice(2);
 const opt = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
@@ -58,17 +57,6 @@ const t0 = performance.now();
 const log = (m: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${m}\n`);
 const gb = (b: number) => (b / 1e9).toFixed(2);
 
-/** Writes the shape as an fp16 Hugging Face folder with a tokenizer of its vocabulary size. */
-function writeCheckpoint(dir: string, shape: SyntheticShape): void {
-  const { weights } = syntheticModel(shape, 1);
-  fs.mkdirSync(dir);
-  writeDenseSafetensors(dir, weights, () => "F16");
-  const { tokenizer, config } = syntheticTokenizer(shape.vocab_size);
-  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tokenizer));
-  fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify(config, null, 2) + "\n");
-  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...shape, torch_dtype: "float16" }, null, 2) + "\n");
-}
-
 function checkpointSize(dir: string, shape: SyntheticShape): { bytes: number; float32Bytes: number } {
   const { weights } = syntheticModel(shape, 1);
   const params = weights.names().reduce((a, n) => a + weights.shape(n).reduce((x, y) => x * y, 1), 0);
@@ -76,7 +64,7 @@ function checkpointSize(dir: string, shape: SyntheticShape): { bytes: number; fl
 }
 
 if (args[0] === "--write-checkpoint") {
-  writeCheckpoint(args[1]!, JSON.parse(args[2]!));
+  writeSyntheticFolder(args[1]!, JSON.parse(args[2]!));
   process.exit(0);
 }
 
