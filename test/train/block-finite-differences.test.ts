@@ -5,7 +5,7 @@ import { after, test } from "node:test";
 import { Rng } from "../../src/data/rng.js";
 import { CausalLM } from "../../src/models/model.js";
 import { layerPrefix, layerTensorShapes } from "../../src/models/llama.js";
-import { trainableConfig } from "../../src/train/trainable.js";
+import type { LlamaConfig } from "../../src/models/llama.js";
 import { syntheticModel, type SyntheticShape } from "../../src/models/synthetic.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { blockBackward } from "../../src/train/model-backward.js";
@@ -27,7 +27,7 @@ const tiny = (extra: Partial<SyntheticShape> = {}): SyntheticShape => ({
 function setup(shape: SyntheticShape, B: number, T: number) {
   const { config, weights } = syntheticModel(shape, 7);
   const w64 = new Map<string, Float64Array>();
-  for (const suffix of layerTensorShapes(trainableConfig(config), 0).keys()) w64.set(suffix, Float64Array.from(weights.read(layerPrefix(0) + suffix)));
+  for (const suffix of layerTensorShapes(config as LlamaConfig, 0).keys()) w64.set(suffix, Float64Array.from(weights.read(layerPrefix(0) + suffix)));
   const rng = new Rng(3);
   const N = B * T * config.hiddenSize;
   const x = Float64Array.from({ length: N }, () => 2 * rng.next() - 1);
@@ -38,12 +38,12 @@ function setup(shape: SyntheticShape, B: number, T: number) {
 async function checkFiniteDifferences(shape: SyntheticShape, B: number, T: number): Promise<number> {
   const { config, w64, x, R, rng } = setup(shape, B, T);
   const loss = async (xx: Float64Array, ww: Map<string, Float64Array>) => {
-    const r = await blockBackward(config, B, T, xx, ww, R);
+    const r = await blockBackward(config, 0, B, T, xx, ww, R);
     let s = 0;
     for (let i = 0; i < R.length; i++) s += r.out[i]! * R[i]!;
     return s;
   };
-  const g = await blockBackward(config, B, T, x, w64, R, { normGrads: true });
+  const g = await blockBackward(config, 0, B, T, x, w64, R, { normGrads: true });
   const eps = 1e-6;
   let worst = 0;
   const probe = async (label: string, arr: Float64Array, grad: Float64Array, reload: () => Promise<number>) => {
@@ -84,7 +84,7 @@ test("the recomputed forward inside the backward equals the model's forward grap
   const x32 = Float32Array.from(x);
   const w32 = model.layerWeights(0);
   const fwd = (await model.runLayer(0, x32, B, T, { weights: w32 })).hidden;
-  const r = await blockBackward(config, B, T, x32, w32, new Float32Array(x32.length));
+  const r = await blockBackward(config, 0, B, T, x32, w32, new Float32Array(x32.length));
   let diff = 0;
   for (let i = 0; i < fwd.length; i++) diff = Math.max(diff, Math.abs(fwd[i]! - r.out[i]!));
   assert.ok(diff < 1e-5, `max |Δ| ${diff}`);
