@@ -158,7 +158,7 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
     );
     if (result.stopped) {
       const s = result.stopped;
-      const kept = s.keptStep <= 0 ? "the student's own weights" : `the weights of step ${s.keptStep + 1} (its loss was finite)`;
+      const kept = "kept" in s ? s.kept : s.keptStep <= 0 ? "the student's own weights" : `the weights of step ${s.keptStep + 1} (its loss was finite)`;
       throw new FormatError(job.outDir, `${s.reason} at step ${s.step} (lr ${o.lr}); training stopped, ${kept} were written here`);
     }
     return { outDir: job.outDir, record };
