@@ -28,6 +28,8 @@ export interface RecoverJob {
   mode: RecoverJobMode;
   /** evalIds come from evalFile */
   options: Omit<RecoverOptions, "evalIds" | "mode"> & { calibrationWindows?: number };
+  /** more to record in topiary.json (a recipe's earlier segments), under these keys */
+  record?: Record<string, unknown>;
   onStep?: (s: StepInfo & { layer?: number }) => void;
   onEval?: (e: EvalPoint) => void;
 }
@@ -145,6 +147,7 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
       sparsity: zeroReport(student, result.weights),
       versions: { node: process.versions.node, onnxruntime: runtimeVersion() },
       seconds: (performance.now() - t0) / 1000,
+      ...job.record,
     };
     const trained = studentWith(student, result.weights);
     await writeDirAtomic(
