@@ -16,6 +16,16 @@ export class Rng {
     this.s = Uint32Array.of(next(), next(), next(), next());
   }
 
+  /** The generator's state (a checkpoint of a resumable job), and setting it back. */
+  get state(): number[] {
+    return [...this.s];
+  }
+
+  set state(s: number[]) {
+    if (s.length !== 4) throw new Error(`an Rng state has 4 words, got ${s.length}`);
+    this.s = Uint32Array.from(s);
+  }
+
   /** Next 32 random bits. */
   nextUint32(): number {
     const s = this.s;

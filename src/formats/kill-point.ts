@@ -6,6 +6,7 @@
 //   layer-committed              after a layer's progress commit, before the next layer starts
 //   write:<file name>            before each tensor written to a safetensors file of that name
 //   rename:<file name>           after a file is written in full, before it is renamed into place
+//   recover-checkpoint           after a recover checkpoint's commit, before the older one is removed
 // Unset (always, outside tests) it costs one string comparison per point.
 const passed = new Map<string, number>();
 

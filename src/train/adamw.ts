@@ -31,6 +31,21 @@ export class AdamW {
     return this.t;
   }
 
+  /** The moments of `params` (same order; zeros before its first update) and the step count, for a checkpoint. */
+  moments(params: readonly Param[]): { t: number; m: Float32Array[]; v: Float32Array[] } {
+    const get = (map: Map<string, Float32Array>, p: Param) => map.get(p.name) ?? new Float32Array(p.value.length);
+    return { t: this.t, m: params.map((p) => get(this.m, p)), v: params.map((p) => get(this.v, p)) };
+  }
+
+  /** Restores what `moments` returned (resuming a checkpoint). */
+  restore(params: readonly Param[], s: { t: number; m: Float32Array[]; v: Float32Array[] }): void {
+    this.t = s.t;
+    params.forEach((p, k) => {
+      this.m.set(p.name, s.m[k]!);
+      this.v.set(p.name, s.v[k]!);
+    });
+  }
+
   /**
    * One update of every param with its gradient (same order). Masked entries get no gradient,
    * no decay and stay exactly 0: W ← mask ⊙ W after the update, as the reference does.

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { sha256File, TOPIARY_VERSION } from "../compress/job.js";
 import { loadEvalText } from "../data/text.js";
-import { writeDirAtomic } from "../formats/atomic.js";
+import { ResumableOutput, sha256OfFile, type JobManifest } from "../compress/resume.js";
 import { FormatError } from "../formats/errors.js";
 import { copyModelFiles, storedFloatDtype, writeDenseSafetensors } from "../formats/hf-folder.js";
 import { loadModel } from "../models/load.js";
@@ -13,6 +13,7 @@ import { runtimeVersion } from "../runtime/ort.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { usesTeacher } from "./head-loss.js";
 import { trainHooks } from "./trainable.js";
+import { recoverCheckpointing, type RecoverProgress } from "./checkpoint.js";
 import { layerwiseDistill, type LayerwiseResult } from "./layerwise.js";
 import { recover, studentWith, type EvalPoint, type RecoverOptions, type RecoverResult, type StepInfo } from "./recover.js";
 
@@ -25,6 +26,10 @@ export interface RecoverJob {
   evalFile: string | null;
   outDir: string;
   overwrite?: boolean;
+  /** discard an interrupted run's checkpoint instead of resuming it */
+  restart?: boolean;
+  /** checkpoint the training state every this many steps (masked, lora; 0: never; default 50) */
+  checkpointEvery?: number;
   mode: RecoverJobMode;
   /** evalIds come from evalFile */
   options: Omit<RecoverOptions, "evalIds" | "mode"> & { calibrationWindows?: number };
@@ -32,6 +37,26 @@ export interface RecoverJob {
   record?: Record<string, unknown>;
   onStep?: (s: StepInfo & { layer?: number }) => void;
   onEval?: (e: EvalPoint) => void;
+  /** called when the run resumes after `step` steps of an interrupted one */
+  onResume?: (step: number) => void;
+}
+
+const DEFAULT_CHECKPOINT_EVERY = 50;
+
+/** What makes two recover runs the same job: the models' files, the texts, the recipe (not how often it checkpoints). */
+function recoveryManifest(job: RecoverJob, recipe: Record<string, unknown>): JobManifest {
+  const inputs: Record<string, string> = {};
+  const modelFiles = (label: string, dir: string) => {
+    for (const f of fs.readdirSync(dir).sort()) {
+      const file = path.join(dir, f);
+      if (/\.(safetensors|json)$|^tokenizer\.model$/.test(f) && fs.statSync(file).isFile()) inputs[`${label} file ${f}`] = sha256OfFile(file);
+    }
+  };
+  modelFiles("student", job.studentDir);
+  if (job.teacherDir) modelFiles("teacher", job.teacherDir);
+  inputs["training text"] = sha256OfFile(job.dataFile);
+  inputs["evaluation text"] = job.evalFile ? sha256OfFile(job.evalFile) : "none";
+  return { job: "recovery", versions: { topiary: TOPIARY_VERSION, onnxruntime: runtimeVersion() }, inputs, recipe };
 }
 
 export interface RecoverSummary {
@@ -81,6 +106,8 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
   const student = loadModel(job.studentDir);
   const o = { ...job.options, evalSeqlen: job.options.evalSeqlen || Math.min(student.config.maxPositions, 2048) };
   let teacher: CausalLM | null = null;
+  let out: ResumableOutput<RecoverProgress> | null = null;
+  let finished = false;
   try {
     teacher = job.teacherDir ? loadModel(job.teacherDir) : null;
     try {
@@ -99,12 +126,31 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
     if (trainIds.length < o.seqlen) throw new FormatError(job.dataFile, `has ${trainIds.length} tokens, fewer than one window of ${o.seqlen} (--seqlen)`);
     const evalIds = job.evalFile ? tok.encode(loadEvalText(job.evalFile)) : null;
     if (evalIds && evalIds.length < o.evalSeqlen) throw new FormatError(job.evalFile!, `has ${evalIds.length} tokens, fewer than one window of ${o.evalSeqlen}`);
+    const recipe = {
+      method: "recover",
+      mode: job.mode,
+      loss: o.loss,
+      temperature: o.temperature,
+      steps: o.steps,
+      batch: o.batch,
+      seqlen: o.seqlen,
+      lr: o.lr,
+      warmup: o.warmup,
+      weight_decay: o.weightDecay,
+      clip: o.clip,
+      seed: o.seed,
+      ...(job.mode === "lora" ? { rank: o.rank, alpha: o.alpha } : {}),
+    };
+    out = ResumableOutput.open<RecoverProgress>(job.outDir, recoveryManifest(job, { ...recipe, eval_every: o.evalEvery, eval_seqlen: o.evalSeqlen }), { overwrite: job.overwrite, restart: job.restart });
+    const resumedAt = job.mode === "layerwise" ? null : (out.restored?.step ?? null);
+    if (resumedAt !== null) job.onResume?.(resumedAt);
     const t0 = performance.now();
     let result: RecoverResult | LayerwiseResult;
     if (job.mode === "layerwise") {
       result = await layerwiseDistill(student, teacher!, trainIds, { ...o, evalIds }, { onStep: job.onStep, onEval: job.onEval });
     } else {
-      result = await recover(student, teacher, trainIds, { ...o, mode: job.mode, evalIds }, { onStep: job.onStep, onEval: job.onEval });
+      const checkpoint = recoverCheckpointing(out, job.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY);
+      result = await recover(student, teacher, trainIds, { ...o, mode: job.mode, evalIds }, { onStep: job.onStep, onEval: job.onEval, checkpoint });
     }
     const final = result.evals.at(-1) ?? null;
     const record: Record<string, unknown> = {
@@ -112,23 +158,8 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
       created: new Date().toISOString(),
       source: path.resolve(job.studentDir),
       teacher: job.teacherDir ? path.resolve(job.teacherDir) : null,
-      recipe: [
-        {
-          method: "recover",
-          mode: job.mode,
-          loss: o.loss,
-          temperature: o.temperature,
-          steps: o.steps,
-          batch: o.batch,
-          seqlen: o.seqlen,
-          lr: o.lr,
-          warmup: o.warmup,
-          weight_decay: o.weightDecay,
-          clip: o.clip,
-          seed: o.seed,
-          ...(job.mode === "lora" ? { rank: o.rank, alpha: o.alpha } : {}),
-        },
-      ],
+      recipe: [recipe],
+      resumed: resumedAt,
       data: { file: path.resolve(job.dataFile), sha256: sha256File(job.dataFile), tokens: trainIds.length },
       eval: job.evalFile
         ? {
@@ -150,21 +181,21 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
       ...job.record,
     };
     const trained = studentWith(student, result.weights);
-    await writeDirAtomic(
-      job.outDir,
-      (tmp) => {
-        writeDenseSafetensors(tmp, trained.weights, (n) => storedFloatDtype(trained.weights, n));
-        copyModelFiles(job.studentDir, tmp, student.config.raw);
-        fs.writeFileSync(path.join(tmp, "topiary.json"), JSON.stringify(record, null, 2) + "\n");
-      },
-      { overwrite: job.overwrite },
-    );
+    writeDenseSafetensors(out.dir, trained.weights, (n) => storedFloatDtype(trained.weights, n));
+    copyModelFiles(job.studentDir, out.dir, student.config.raw);
+    fs.writeFileSync(path.join(out.dir, "topiary.json"), JSON.stringify(record, null, 2) + "\n");
+    out.finish();
+    finished = true;
     if (result.stopped) {
       const s = result.stopped;
       const kept = "kept" in s ? s.kept : s.keptStep <= 0 ? "the student's own weights" : `the weights of step ${s.keptStep + 1} (its loss was finite)`;
       throw new FormatError(job.outDir, `${s.reason} at step ${s.step} (lr ${o.lr}); training stopped, ${kept} were written here`);
     }
     return { outDir: job.outDir, record };
+  } catch (e) {
+    // an error (bad input, a failed step) leaves nothing half-written; only a killed run leaves its state
+    if (out && !finished) out.abandon();
+    throw e;
   } finally {
     student.close();
     teacher?.close();

@@ -73,6 +73,26 @@ export interface RecoverResult {
   trainable: number;
 }
 
+/** The whole state of a run after `step` steps: resuming from it gives the uninterrupted run's weights. */
+export interface RecoverCheckpoint {
+  step: number;
+  rng: number[];
+  losses: number[];
+  evals: EvalPoint[];
+  /** per param (the mode's order): values, AdamW moments, and the values before the last update (NaN rollback) */
+  values: Float32Array[];
+  adam: { t: number; m: Float32Array[]; v: Float32Array[] };
+  previous: Float32Array[];
+}
+
+export interface RecoverCheckpointing {
+  /** save every this many steps (never after the last) */
+  every: number;
+  save(c: RecoverCheckpoint): void;
+  /** the checkpoint to resume from, given each param's length; null: start afresh */
+  restore: ((lengths: number[]) => RecoverCheckpoint) | null;
+}
+
 /** Sparse linears: masked training keeps their zeros; a linear with fewer zeros than this trains whole. */
 const SPARSE_FRACTION = 0.01;
 
@@ -197,7 +217,7 @@ export async function recover(
   teacher: CausalLM | null,
   trainIds: Int32Array,
   o: RecoverOptions,
-  hooks: { onStep?: (s: StepInfo) => void; onEval?: (e: EvalPoint) => void } = {},
+  hooks: { onStep?: (s: StepInfo) => void; onEval?: (e: EvalPoint) => void; checkpoint?: RecoverCheckpointing } = {},
 ): Promise<RecoverResult> {
   if (usesTeacher(o.loss) && !teacher) throw new Error(`loss ${o.loss} needs a teacher`);
   if (trainIds.length < o.seqlen) throw new Error(`the training text has ${trainIds.length} tokens, fewer than one window of ${o.seqlen}`);
@@ -220,7 +240,19 @@ export async function recover(
   const tokens = o.batch * o.seqlen;
   const t0 = performance.now();
   let evalSeconds = 0;
-  for (let s = 1; s <= o.steps; s++) {
+  let first = 1;
+  const ck = hooks.checkpoint;
+  if (ck?.restore) {
+    const c = ck.restore(tr.params.map((p) => p.value.length));
+    tr.params.forEach((p, k) => p.value.set(c.values[k]!));
+    previous.forEach((a, k) => a.set(c.previous[k]!));
+    opt.restore(tr.params, c.adam);
+    rng.state = c.rng;
+    losses.push(...c.losses);
+    evals.push(...c.evals);
+    first = c.step + 1;
+  }
+  for (let s = first; s <= o.steps; s++) {
     const ids = sampleWindows(trainIds, o.batch, o.seqlen, rng);
     await tr.prepare();
     const teacherLogits = usesTeacher(o.loss) ? await teacher!.forward(ids, o.batch, o.seqlen) : undefined;
@@ -241,11 +273,14 @@ export async function recover(
     const lr = learningRate(s, o.lr, o.steps, o.warmup);
     opt.step(tr.params, grads, lr);
     const seconds = (performance.now() - t0) / 1000 - evalSeconds;
-    hooks.onStep?.({ step: s, steps: o.steps, loss: r.loss, lr, gradNorm: norm, seconds, tokensPerSecond: (s * tokens) / seconds });
+    hooks.onStep?.({ step: s, steps: o.steps, loss: r.loss, lr, gradNorm: norm, seconds, tokensPerSecond: ((s - first + 1) * tokens) / seconds });
     if (o.evalEvery > 0 && s % o.evalEvery === 0 && s < o.steps) {
       const e0 = performance.now();
       await evaluate(s, await tr.final());
       evalSeconds += (performance.now() - e0) / 1000;
+    }
+    if (ck && ck.every > 0 && s % ck.every === 0 && s < o.steps) {
+      ck.save({ step: s, rng: rng.state, losses: [...losses], evals: [...evals], values: tr.params.map((p) => p.value), adam: opt.moments(tr.params), previous });
     }
   }
   const trainSeconds = (performance.now() - t0) / 1000 - evalSeconds;
@@ -270,7 +305,7 @@ export async function recover(
     }
   }
   await evaluate(done, weights);
-  const trained = stopped ? losses.length : o.steps;
+  const trained = (stopped ? losses.length : o.steps) - (first - 1);
   return {
     losses,
     evals,

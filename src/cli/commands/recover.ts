@@ -26,6 +26,8 @@ interface RecoverFlags {
   evalEvery: number;
   evalSeqlen?: number;
   overwrite?: boolean;
+  restart?: boolean;
+  checkpointEvery: number;
   json?: boolean;
 }
 
@@ -55,6 +57,8 @@ export function registerRecover(program: Command): void {
     .option("--eval <file>", "evaluation text: perplexity at the end (and every --eval-every steps)")
     .option("--eval-every <n>", "evaluate every n steps (0: at the end only)", int("--eval-every", 0), 0)
     .option("--eval-seqlen <n>", "evaluation window (default: the model's length, capped at 2048)", int("--eval-seqlen", 2))
+    .option("--checkpoint-every <n>", "save the training state every n steps, so a rerun of an interrupted run resumes (0: never)", int("--checkpoint-every", 0), 50)
+    .option("--restart", "discard the state an interrupted run of this --out saved, instead of resuming it")
     .option("--overwrite", "replace --out if it exists")
     .option("--json", "print a JSON summary")
     .action(async (student: string, opts: RecoverFlags) => {
@@ -71,6 +75,8 @@ export function registerRecover(program: Command): void {
         evalFile: opts.eval ?? null,
         outDir: opts.out,
         overwrite: opts.overwrite,
+        restart: opts.restart,
+        checkpointEvery: opts.checkpointEvery,
         mode: opts.mode as RecoverJobMode,
         options: {
           steps: opts.steps,
@@ -94,6 +100,7 @@ export function registerRecover(program: Command): void {
           (bar as { total?: number }).total = s.steps;
           bar.update(s.step, { loss, rate, ppl });
         },
+        onResume: (step) => process.stderr.write(`topiary: resumed after step ${step}/${opts.steps} from the interrupted run's checkpoint (--restart discards it)\n`),
         onEval: (e) => {
           ppl = e.perplexity.toFixed(3);
           bar.update(e.step, { loss, rate, ppl });

@@ -1,0 +1,86 @@
+// Resumable `topiary recover` (compress/resume.ts is the general mechanism): every N steps the
+// whole training state — the trained values, AdamW's moments and step count, the values before the
+// last update (what a NaN rolls back to), the sampler's RNG state, the losses and eval points so
+// far — goes into the work folder's state. The float arrays go to one file per checkpoint, named by
+// its step, written before progress.json names it (so a kill between the two leaves the previous,
+// complete checkpoint); the older file is removed after the commit. A rerun of the same command
+// resumes after the checkpoint's step and gives the uninterrupted run's weights byte for byte: the
+// steps are deterministic functions of this state.
+import fs from "node:fs";
+import { killPoint } from "../formats/kill-point.js";
+import { FormatError } from "../formats/errors.js";
+import { writeAll, writeFileAtomic } from "../formats/atomic.js";
+import type { ResumableOutput } from "../compress/resume.js";
+import type { EvalPoint, RecoverCheckpoint, RecoverCheckpointing } from "./recover.js";
+
+export interface RecoverProgress {
+  step: number;
+  /** the state file holding the float arrays */
+  file: string;
+  rng: number[];
+  adamSteps: number;
+  losses: number[];
+  evals: EvalPoint[];
+}
+
+/** Float arrays written back to back (one write each: no concatenated copy of a large model). */
+function writeArrays(file: string, arrays: readonly Float32Array[]): void {
+  writeFileAtomic(file, (fd) => {
+    for (const a of arrays) writeAll(fd, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  });
+}
+
+function readArrays(file: string, lengths: readonly number[]): Float32Array[] {
+  const total = lengths.reduce((a, n) => a + 4 * n, 0);
+  const size = fs.statSync(file).size;
+  if (size !== total) throw new FormatError(file, `is ${size} bytes, the resumed run expects ${total}`);
+  const fd = fs.openSync(file, "r");
+  try {
+    let pos = 0;
+    return lengths.map((n) => {
+      const a = new Float32Array(n);
+      const bytes = new Uint8Array(a.buffer);
+      for (let off = 0; off < bytes.length; ) {
+        const k = fs.readSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30), pos + off);
+        if (k === 0) throw new FormatError(file, "ended early");
+        off += k;
+      }
+      pos += bytes.length;
+      return a;
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Checkpointing of a recover run into `out`'s state, every `every` steps (0: never). */
+export function recoverCheckpointing(out: ResumableOutput<RecoverProgress>, every: number): RecoverCheckpointing {
+  let current = out.restored?.file ?? null;
+  const saved = out.restored;
+  return {
+    every,
+    save(c: RecoverCheckpoint) {
+      const file = `recover-step-${c.step}.f32`;
+      writeArrays(out.statePath(file), [...c.values, ...c.adam.m, ...c.adam.v, ...c.previous]);
+      out.commit({ step: c.step, file, rng: c.rng, adamSteps: c.adam.t, losses: c.losses, evals: c.evals });
+      killPoint("recover-checkpoint");
+      if (current && current !== file) fs.rmSync(out.statePath(current), { force: true });
+      current = file;
+    },
+    restore: saved
+      ? (lengths) => {
+          const n = lengths.length;
+          const a = readArrays(out.statePath(saved.file), [...lengths, ...lengths, ...lengths, ...lengths]);
+          return {
+            step: saved.step,
+            rng: saved.rng,
+            losses: saved.losses,
+            evals: saved.evals,
+            values: a.slice(0, n),
+            adam: { t: saved.adamSteps, m: a.slice(n, 2 * n), v: a.slice(2 * n, 3 * n) },
+            previous: a.slice(3 * n),
+          };
+        }
+      : null,
+  };
+}
