@@ -1,7 +1,8 @@
 // Resumable `topiary recover` (compress/resume.ts is the general mechanism): every N steps the
 // whole training state — the trained values, AdamW's moments and step count, the values before the
 // last update (what a NaN rolls back to), the sampler's RNG state, the losses and eval points so
-// far — goes into the work folder's state. The float arrays go to one file per checkpoint, named by
+// far — goes into the work folder's state; a layer-wise run saves after every block (the trained
+// blocks, the student's and teacher's activations entering the next one, the RNG, the losses). The float arrays go to one file per checkpoint, named by
 // its step, written before progress.json names it (so a kill between the two leaves the previous,
 // complete checkpoint); the older file is removed after the commit. A rerun of the same command
 // resumes after the checkpoint's step and gives the uninterrupted run's weights byte for byte: the
@@ -11,9 +12,11 @@ import { killPoint } from "../formats/kill-point.js";
 import { FormatError } from "../formats/errors.js";
 import { writeAll, writeFileAtomic } from "../formats/atomic.js";
 import type { ResumableOutput } from "../compress/resume.js";
+import type { LayerwiseCheckpoint, LayerwiseCheckpointing } from "./layerwise.js";
 import type { EvalPoint, RecoverCheckpoint, RecoverCheckpointing } from "./recover.js";
 
 export interface RecoverProgress {
+  /** masked / LoRA: steps done; layer-wise: blocks done */
   step: number;
   /** the state file holding the float arrays */
   file: string;
@@ -21,6 +24,9 @@ export interface RecoverProgress {
   adamSteps: number;
   losses: number[];
   evals: EvalPoint[];
+  /** layer-wise: the trained linears in the file (after the two activation arrays), and the trainable count */
+  linears?: { name: string; length: number }[];
+  trainable?: number;
 }
 
 /** Float arrays written back to back (one write each: no concatenated copy of a large model). */
@@ -53,19 +59,55 @@ function readArrays(file: string, lengths: readonly number[]): Float32Array[] {
   }
 }
 
+/** Writes a checkpoint's file, commits the progress that names it, removes the previous file. */
+function committer(out: ResumableOutput<RecoverProgress>) {
+  let current = out.restored?.file ?? null;
+  return (step: number, arrays: readonly Float32Array[], progress: Omit<RecoverProgress, "step" | "file">) => {
+    const file = `recover-step-${step}.f32`;
+    writeArrays(out.statePath(file), arrays);
+    out.commit({ ...progress, step, file });
+    killPoint("recover-checkpoint");
+    if (current && current !== file) fs.rmSync(out.statePath(current), { force: true });
+    current = file;
+  };
+}
+
+/** Checkpointing of a layer-wise run into `out`'s state after every block (`every` > 0), or never. */
+export function layerwiseCheckpointing(out: ResumableOutput<RecoverProgress>, every: number): LayerwiseCheckpointing {
+  const commit = committer(out);
+  const saved = out.restored;
+  return {
+    every,
+    save(c: LayerwiseCheckpoint) {
+      const linears = [...c.weights].map(([name, w]) => ({ name, length: w.length }));
+      commit(c.block, [c.xs, c.xt, ...c.weights.values()], { rng: c.rng, adamSteps: 0, losses: c.losses, evals: [], linears, trainable: c.trainable });
+    },
+    restore: saved
+      ? (activations) => {
+          const linears = saved.linears ?? [];
+          const a = readArrays(out.statePath(saved.file), [activations, activations, ...linears.map((l) => l.length)]);
+          return {
+            block: saved.step,
+            rng: saved.rng,
+            losses: saved.losses,
+            trainable: saved.trainable ?? 0,
+            xs: a[0]!,
+            xt: a[1]!,
+            weights: new Map(linears.map((l, k) => [l.name, a[k + 2]!])),
+          };
+        }
+      : null,
+  };
+}
+
 /** Checkpointing of a recover run into `out`'s state, every `every` steps (0: never). */
 export function recoverCheckpointing(out: ResumableOutput<RecoverProgress>, every: number): RecoverCheckpointing {
-  let current = out.restored?.file ?? null;
+  const commit = committer(out);
   const saved = out.restored;
   return {
     every,
     save(c: RecoverCheckpoint) {
-      const file = `recover-step-${c.step}.f32`;
-      writeArrays(out.statePath(file), [...c.values, ...c.adam.m, ...c.adam.v, ...c.previous]);
-      out.commit({ step: c.step, file, rng: c.rng, adamSteps: c.adam.t, losses: c.losses, evals: c.evals });
-      killPoint("recover-checkpoint");
-      if (current && current !== file) fs.rmSync(out.statePath(current), { force: true });
-      current = file;
+      commit(c.step, [...c.values, ...c.adam.m, ...c.adam.v, ...c.previous], { rng: c.rng, adamSteps: c.adam.t, losses: c.losses, evals: c.evals });
     },
     restore: saved
       ? (lengths) => {

@@ -13,7 +13,7 @@ import { runtimeVersion } from "../runtime/ort.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { usesTeacher } from "./head-loss.js";
 import { trainHooks } from "./trainable.js";
-import { recoverCheckpointing, type RecoverProgress } from "./checkpoint.js";
+import { layerwiseCheckpointing, recoverCheckpointing, type RecoverProgress } from "./checkpoint.js";
 import { layerwiseDistill, type LayerwiseResult } from "./layerwise.js";
 import { recover, studentWith, type EvalPoint, type RecoverOptions, type RecoverResult, type StepInfo } from "./recover.js";
 
@@ -28,7 +28,7 @@ export interface RecoverJob {
   overwrite?: boolean;
   /** discard an interrupted run's checkpoint instead of resuming it */
   restart?: boolean;
-  /** checkpoint the training state every this many steps (masked, lora; 0: never; default 50) */
+  /** checkpoint the training state every this many steps (layer-wise: after every block if > 0; 0: never; default 50) */
   checkpointEvery?: number;
   mode: RecoverJobMode;
   /** evalIds come from evalFile */
@@ -37,8 +37,8 @@ export interface RecoverJob {
   record?: Record<string, unknown>;
   onStep?: (s: StepInfo & { layer?: number }) => void;
   onEval?: (e: EvalPoint) => void;
-  /** called when the run resumes after `step` steps of an interrupted one */
-  onResume?: (step: number) => void;
+  /** called when the run resumes an interrupted one, with where ("step 4/6", "block 2/5") */
+  onResume?: (where: string) => void;
 }
 
 const DEFAULT_CHECKPOINT_EVERY = 50;
@@ -142,12 +142,13 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
       ...(job.mode === "lora" ? { rank: o.rank, alpha: o.alpha } : {}),
     };
     out = ResumableOutput.open<RecoverProgress>(job.outDir, recoveryManifest(job, { ...recipe, eval_every: o.evalEvery, eval_seqlen: o.evalSeqlen }), { overwrite: job.overwrite, restart: job.restart });
-    const resumedAt = job.mode === "layerwise" ? null : (out.restored?.step ?? null);
-    if (resumedAt !== null) job.onResume?.(resumedAt);
+    const resumedAt = out.restored?.step ?? null;
+    if (resumedAt !== null) job.onResume?.(job.mode === "layerwise" ? `block ${resumedAt}/${student.numLayers}` : `step ${resumedAt}/${o.steps}`);
     const t0 = performance.now();
     let result: RecoverResult | LayerwiseResult;
     if (job.mode === "layerwise") {
-      result = await layerwiseDistill(student, teacher!, trainIds, { ...o, evalIds }, { onStep: job.onStep, onEval: job.onEval });
+      const checkpoint = layerwiseCheckpointing(out, job.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY);
+      result = await layerwiseDistill(student, teacher!, trainIds, { ...o, evalIds }, { onStep: job.onStep, onEval: job.onEval, checkpoint });
     } else {
       const checkpoint = recoverCheckpointing(out, job.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY);
       result = await recover(student, teacher, trainIds, { ...o, mode: job.mode, evalIds }, { onStep: job.onStep, onEval: job.onEval, checkpoint });

@@ -23,6 +23,28 @@ export interface LayerwiseResult {
   trainable: number;
 }
 
+/** The state between two blocks: resuming from it gives the uninterrupted run's weights. */
+export interface LayerwiseCheckpoint {
+  /** blocks done */
+  block: number;
+  rng: number[];
+  losses: number[];
+  trainable: number;
+  /** the trained linears of blocks < block, by full name */
+  weights: Map<string, Float32Array>;
+  /** the student's and the teacher's activations entering `block` */
+  xs: Float32Array;
+  xt: Float32Array;
+}
+
+export interface LayerwiseCheckpointing {
+  /** > 0: save after every block */
+  every: number;
+  save(c: LayerwiseCheckpoint): void;
+  /** the checkpoint to resume from, given the activations' length; null: start afresh */
+  restore: ((activations: number) => LayerwiseCheckpoint) | null;
+}
+
 /** Calibration windows by default (the pruning papers' 128); each block trains on batches drawn from them. */
 const CALIBRATION_WINDOWS = 128;
 
@@ -56,7 +78,7 @@ export async function layerwiseDistill(
   teacher: CausalLM,
   trainIds: Int32Array,
   o: Omit<RecoverOptions, "mode"> & { calibrationWindows?: number },
-  hooks: { onStep?: (s: StepInfo & { layer?: number }) => void; onEval?: (e: EvalPoint) => void } = {},
+  hooks: { onStep?: (s: StepInfo & { layer?: number }) => void; onEval?: (e: EvalPoint) => void; checkpoint?: LayerwiseCheckpointing } = {},
 ): Promise<LayerwiseResult> {
   if (teacher.numLayers !== student.numLayers) {
     throw new FormatError(teacher.dir, `has ${teacher.numLayers} blocks, the student ${student.numLayers}; layer-wise distillation pairs block i with block i`);
@@ -68,16 +90,30 @@ export async function layerwiseDistill(
   const rng = new Rng(o.seed);
   const windows = Math.max(B, o.calibrationWindows ?? CALIBRATION_WINDOWS);
   const ids = sampleWindows(trainIds, windows, T, rng);
-  let xs = await student.embed(ids);
-  let xt = await teacher.embed(ids);
   const losses: number[] = [];
   const weights = new Map<string, Float32Array>();
   let trainable = 0;
+  let xs: Float32Array;
+  let xt: Float32Array;
+  let first = 0;
+  const ck = hooks.checkpoint;
+  if (ck?.restore) {
+    const r = ck.restore(windows * T * D);
+    rng.state = r.rng;
+    losses.push(...r.losses);
+    for (const [n, w] of r.weights) weights.set(n, w);
+    trainable = r.trainable;
+    ({ xs, xt } = r);
+    first = r.block;
+  } else {
+    xs = await student.embed(ids);
+    xt = await teacher.embed(ids);
+  }
   const t0 = performance.now();
   const rowSize = T * D;
   let stopped: LayerwiseResult["stopped"] = null;
   let trained = 0;
-  blocks: for (let i = 0; i < student.numLayers; i++) {
+  blocks: for (let i = first; i < student.numLayers; i++) {
     const yt = await runAll(teacher, i, xt, windows, T, B);
     const layer = new Map(student.layerWeights(i));
     const params: Param[] = student.linears(i).map((l) => {
@@ -140,7 +176,7 @@ export async function layerwiseDistill(
       const lr = learningRate(s, o.lr, o.steps, o.warmup);
       opt.step(params, grads, lr);
       const seconds = (performance.now() - t0) / 1000;
-      hooks.onStep?.({ step: done, steps: o.steps * student.numLayers, loss, lr, gradNorm: norm, seconds, tokensPerSecond: (done * B * T) / seconds, layer: i });
+      hooks.onStep?.({ step: done, steps: o.steps * student.numLayers, loss, lr, gradNorm: norm, seconds, tokensPerSecond: (trained * B * T) / seconds, layer: i });
     }
     xs = await runAll(student, i, xs, windows, T, B, layer);
     if (!xs.every(Number.isFinite)) {
@@ -153,6 +189,7 @@ export async function layerwiseDistill(
     }
     keep();
     xt = yt;
+    if (ck && ck.every > 0 && i + 1 < student.numLayers) ck.save({ block: i + 1, rng: rng.state, losses: [...losses], trainable, weights, xs, xt });
   }
   const trainSeconds = (performance.now() - t0) / 1000;
   const evals: EvalPoint[] = [];

@@ -57,7 +57,7 @@ export function registerRecover(program: Command): void {
     .option("--eval <file>", "evaluation text: perplexity at the end (and every --eval-every steps)")
     .option("--eval-every <n>", "evaluate every n steps (0: at the end only)", int("--eval-every", 0), 0)
     .option("--eval-seqlen <n>", "evaluation window (default: the model's length, capped at 2048)", int("--eval-seqlen", 2))
-    .option("--checkpoint-every <n>", "save the training state every n steps, so a rerun of an interrupted run resumes (0: never)", int("--checkpoint-every", 0), 50)
+    .option("--checkpoint-every <n>", "save the training state every n steps (layerwise: after every block), so a rerun of an interrupted run resumes (0: never)", int("--checkpoint-every", 0), 50)
     .option("--restart", "discard the state an interrupted run of this --out saved, instead of resuming it")
     .option("--overwrite", "replace --out if it exists")
     .option("--json", "print a JSON summary")
@@ -100,7 +100,7 @@ export function registerRecover(program: Command): void {
           (bar as { total?: number }).total = s.steps;
           bar.update(s.step, { loss, rate, ppl });
         },
-        onResume: (step) => process.stderr.write(`topiary: resumed after step ${step}/${opts.steps} from the interrupted run's checkpoint (--restart discards it)\n`),
+        onResume: (where) => process.stderr.write(`topiary: resumed after ${where} from the interrupted run's checkpoint (--restart discards it)\n`),
         onEval: (e) => {
           ppl = e.perplexity.toFixed(3);
           bar.update(e.step, { loss, rate, ppl });
