@@ -4,7 +4,7 @@
 // (train/model-backward.ts) → AdamW with warm-up + cosine schedule.
 //   masked: every kept weight of the decoder linears trains; pruned weights stay exactly zero
 //           (gradients and weights multiplied by the fixed mask), so N:M stays N:M.
-//   lora:   adapters on the seven decoder linears train, merged at the end; a sparse student's
+//   lora:   adapters on the family's decoder linears (FamilyAdapter.linears) train, merged at the end; a sparse student's
 //           merged weights are re-masked (perplexity reported before and after).
 import { Rng } from "../data/rng.js";
 import { OverlayWeights } from "../formats/weights.js";
