@@ -1,0 +1,80 @@
+// The two checks of a family's block backward (train/blocks/<family>.ts) on a tiny random model:
+//   - float64 central finite differences, loss = Σ out ⊙ R for a fixed random R (so d loss / d out
+//     = R), probed at random entries of every layer tensor (linears, biases, norms) and of the input;
+//   - float32: the forward the backward graph recomputes equals the family's own forward graph.
+import assert from "node:assert/strict";
+import { Rng } from "../../../src/data/rng.js";
+import { CausalLM } from "../../../src/models/model.js";
+import { adapterFor } from "../../../src/models/registry.js";
+import { syntheticModel, type SyntheticShape } from "../../../src/models/synthetic.js";
+import { familyBlockBackward } from "../../../src/train/blocks/index.js";
+import { runFamilyBlockBackward } from "../../../src/train/blocks/family-block.js";
+
+export interface BlockCheck {
+  /** worst relative error of the backward vs central finite differences */
+  fdWorst: number;
+  /** max |Δ| of the recomputed forward vs the model's forward graph (float32) */
+  forwardDiff: number;
+}
+
+export async function checkBlock(shape: SyntheticShape, opts: { layer?: number; B?: number; T?: number; probes?: number } = {}): Promise<BlockCheck> {
+  const layer = opts.layer ?? 0;
+  const B = opts.B ?? 2;
+  const T = opts.T ?? 5;
+  const { config, weights } = syntheticModel(shape, 11);
+  const family = adapterFor(config);
+  const backward = familyBlockBackward(family.name);
+  if (!backward) throw new Error(`no block backward for ${family.name}`);
+  const prefix = family.layerPrefix(layer);
+  const w64 = new Map<string, Float64Array>();
+  for (const suffix of family.layerTensors(config, layer).keys()) w64.set(suffix, Float64Array.from(weights.read(prefix + suffix)));
+  const rng = new Rng(5);
+  const size = B * T * config.hiddenSize;
+  const x = Float64Array.from({ length: size }, () => 2 * rng.next() - 1);
+  const R = Float64Array.from({ length: size }, () => 2 * rng.next() - 1);
+
+  const run = (xx: Float64Array, normGrads = false) => runFamilyBlockBackward(family, backward, config, layer, B, T, xx, w64, R, { normGrads });
+  const loss = async () => {
+    const r = await run(x);
+    let s = 0;
+    for (let i = 0; i < R.length; i++) s += r.out[i]! * R[i]!;
+    return s;
+  };
+  const g = await run(x, true);
+  assert.deepEqual([...g.grads.keys()].sort(), [...w64.keys()].sort(), "a gradient for every layer tensor");
+  const eps = 1e-6;
+  let worst = 0;
+  const probe = async (label: string, arr: Float64Array, grad: Float64Array) => {
+    assert.equal(grad.length, arr.length, `${label}: gradient size`);
+    for (let k = 0; k < (opts.probes ?? 4); k++) {
+      const i = rng.int(arr.length);
+      const old = arr[i]!;
+      arr[i] = old + eps;
+      const lp = await loss();
+      arr[i] = old - eps;
+      const lm = await loss();
+      arr[i] = old;
+      const fd = (lp - lm) / (2 * eps);
+      const err = Math.abs(fd - grad[i]!) / Math.max(1e-3, Math.abs(fd));
+      worst = Math.max(worst, err);
+      assert.ok(err < 1e-5, `${label}[${i}]: finite difference ${fd}, backward ${grad[i]}`);
+    }
+  };
+  for (const [suffix, w] of w64) await probe(suffix, w, g.grads.get(suffix)!);
+  await probe("hidden", x, g.gradHidden);
+
+  // float32: the recomputed forward against the family's forward graph
+  const model = new CausalLM(config, weights, "<synthetic>");
+  const x32 = Float32Array.from(x);
+  const w32 = model.layerWeights(layer);
+  const fwd = (await model.runLayer(layer, x32, B, T, { weights: w32 })).hidden;
+  const r32 = await runFamilyBlockBackward(family, backward, config, layer, B, T, x32, w32, new Float32Array(size));
+  let diff = 0;
+  for (let i = 0; i < fwd.length; i++) diff = Math.max(diff, Math.abs(fwd[i]! - r32.out[i]!));
+  assert.ok(diff < 2e-5, `recomputed forward: max |Δ| ${diff}`);
+  return { fdWorst: worst, forwardDiff: diff };
+}
+
+export function report(name: string, r: BlockCheck): void {
+  console.log(`# ${name}: worst relative error vs finite differences ${r.fdWorst.toExponential(2)}, forward max |Δ| ${r.forwardDiff.toExponential(2)}`);
+}
