@@ -1,10 +1,13 @@
 // The block backward of each family that has one besides Llama (train/llama-block.ts), by
 // FamilyAdapter name.
 import type { FamilyBlockBackward } from "./family-block.js";
+import { gemmaBlockBackward } from "./gemma.js";
 import { phi3BlockBackward } from "./phi3.js";
 
 const BLOCKS: Record<string, FamilyBlockBackward<any>> = {
   phi3: phi3BlockBackward,
+  gemma2: gemmaBlockBackward,
+  gemma3: gemmaBlockBackward,
 };
 
 /** The block backward of family `name`, or undefined. */
