@@ -2,12 +2,14 @@
 // FamilyAdapter name.
 import type { FamilyBlockBackward } from "./family-block.js";
 import { gemmaBlockBackward } from "./gemma.js";
+import { optBlockBackward } from "./opt.js";
 import { phi3BlockBackward } from "./phi3.js";
 
 const BLOCKS: Record<string, FamilyBlockBackward<any>> = {
   phi3: phi3BlockBackward,
   gemma2: gemmaBlockBackward,
   gemma3: gemmaBlockBackward,
+  opt: optBlockBackward,
 };
 
 /** The block backward of family `name`, or undefined. */
