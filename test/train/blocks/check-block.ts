@@ -57,6 +57,8 @@ export async function checkBlock(shape: SyntheticShape, opts: { layer?: number; 
       const fd = (lp - lm) / (2 * eps);
       const err = Math.abs(fd - grad[i]!) / Math.max(1e-3, Math.abs(fd));
       worst = Math.max(worst, err);
+      // FD_VERBOSE=1 prints every probe above 1e-6 (to tell the finite-difference noise floor from a wrong formula)
+      if (process.env.FD_VERBOSE && err > 1e-6) console.log(`# ${label}[${i}] fd ${fd} backward ${grad[i]} err ${err}`);
       assert.ok(err < 1e-5, `${label}[${i}]: finite difference ${fd}, backward ${grad[i]}`);
     }
   };
