@@ -16,8 +16,7 @@
 //
 //   npx tsx bench/recover.ts [--layers-batch 4] [--seqlen 512] [--repeats 2]
 import { CausalLM } from "../src/models/model.js";
-import { linearSpecs } from "../src/models/llama.js";
-import { trainableConfig } from "../src/train/trainable.js";
+import { linearSpecs, type LlamaConfig } from "../src/models/llama.js";
 import { syntheticModel, tinyLlamaShape } from "../src/models/synthetic.js";
 import { GraphBuilder } from "../src/runtime/onnx-graph.js";
 import { cachedSession, f32, releaseSessions } from "../src/runtime/ort.js";
@@ -61,7 +60,7 @@ async function matmulRate(m: number, k: number, n: number): Promise<{ wall: numb
 
 const { config, weights } = syntheticModel(tinyLlamaShape(1), 1);
 const model = new CausalLM(config, weights, "<synthetic TinyLlama block>");
-const c = trainableConfig(config);
+const c = config as LlamaConfig;
 const N = B * T;
 const P = linearSpecs(c, 0).reduce((a, l) => a + l.outFeatures * l.inFeatures, 0);
 const attention = 2 * 2 * B * c.numHeads * T * T * c.headDim * 0.5; // QKᵀ and PV, causal half
@@ -85,7 +84,7 @@ const keep = (k: keyof typeof best, t: { wall: number; cpu: number }) => {
 };
 for (let r = 0; r < REPEATS + 1; r++) {
   const f = await timed(() => model.runLayer(0, x, B, T, { weights: layer }));
-  const b = await timed(() => blockBackward(c, B, T, x, layer, gradOut));
+  const b = await timed(() => blockBackward(c, 0, B, T, x, layer, gradOut));
   const grads = params.map((p) => b.value.grads.get(`${p.name}.weight`)!);
   const o = await timed(async () => opt.step(params, grads, 1e-4));
   if (r === 0) continue; // warm-up: session creation

@@ -44,6 +44,7 @@ import type { MetadataValue } from "../formats/gguf/writer.js";
 import type { WeightSource } from "../formats/weights.js";
 import type { ModelConfig } from "./config.js";
 import type { StructureHooks } from "./structure.js";
+import type { TrainHooks } from "./train-hooks.js";
 
 /** One linear of a decoder layer, as the compressors see it: W [outFeatures, inFeatures]. */
 export interface LinearSpec {
@@ -195,6 +196,9 @@ export interface FamilyAdapter<C extends ModelConfig = ModelConfig> {
 
   /** Structured pruning: the layer's units and the pruned model's config (models/structure.ts); absent: not supported. */
   structure?: StructureHooks<C>;
+
+  /** Recovery training: the backward of a block and of the head (models/train-hooks.ts); absent: `topiary recover` refuses the family. */
+  train?: TrainHooks<C>;
 
   /** GGUF export; absent when llama.cpp has no such architecture (export refuses in one line). */
   gguf?: GgufFamily<C>;

@@ -22,6 +22,7 @@ import { mapTensorName } from "../formats/gguf/names.js";
 import { activation, rmsNorm, rotateHalf } from "./graph-ops.js";
 import { GgufMeta } from "./gguf-meta.js";
 import { inverseFrequencies, parseRopeScaling, rotaryTables, type RopeScaling } from "./rope.js";
+import { llamaBlockBackward, llamaHeadBackward } from "../train/llama-block.js";
 
 const ropeParams = z.looseObject({
   rope_type: z.string().optional(),
@@ -479,6 +480,12 @@ export function llamaFamily(name: string, variant: LlamaVariant, gguf: GgufFamil
     },
 
     structure: llamaStructure(variant),
+
+    // recovery training; arrows so the import cycle with train/llama-block.ts resolves at call time
+    train: {
+      blockBackward: (c, layer, opts) => llamaBlockBackward(c, layer, opts),
+      headBackward: (o, c, x, w) => llamaHeadBackward(o, c, x, w),
+    },
 
     gguf: gguf ?? undefined,
   };

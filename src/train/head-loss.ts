@@ -1,5 +1,6 @@
 // The head and the distillation loss with their backward, as one graph:
-// hidden → final RMSNorm → LM head (frozen) → student logits → loss, and d loss / d hidden.
+// hidden → the family's final norm + LM head (frozen; its `train.headBackward` hook) → student
+// logits → loss, and d loss / d hidden.
 //
 //   kl:  τ² · mean_n KL(p_T ‖ p_S) at temperature τ, p = softmax(logits / τ), over every position
 //        (the last one too: it predicts a token outside the window, the teacher still knows it).
@@ -11,8 +12,9 @@
 //   kl+ce: their sum.
 import type { ModelConfig } from "../models/config.js";
 import { OPSET } from "../models/graph-ops.js";
-import { trainableConfig } from "./trainable.js";
-import { dLinear, dRmsNorm, fLinear, fRmsNorm, Ops, type FloatType } from "./graph-ops.js";
+import { adapterFor } from "../models/registry.js";
+import { trainHooks } from "./trainable.js";
+import { Ops, type FloatType } from "./graph-ops.js";
 
 export type LossKind = "kl" | "ce" | "kl+ce";
 export const LOSS_KINDS: readonly LossKind[] = ["kl", "ce", "kl+ce"];
@@ -29,22 +31,34 @@ export const usesTeacher = (l: LossKind): boolean => l !== "ce";
 export const usesTargets = (l: LossKind): boolean => l !== "kl";
 
 /**
- * Inputs: `hidden` [N, D], `norm` [D], `lm_head` [V, D]; `teacher_logits` [N, V] (kl);
- * `targets` int64 [N] and `ce_weight` [N] (ce). Outputs: `loss` [1], `grad_hidden` [N, D], `logits` [N, V].
+ * Inputs: `hidden` [N, D], the head's global tensors under their names (returned in `weights` with
+ * their shapes); `teacher_logits` [N, V] (kl); `targets` int64 [N] and `ce_weight` [N] (ce).
+ * Outputs: `loss` [1], `grad_hidden` [N, D], `logits` [N, V]. `has` tells whether the student's
+ * checkpoint stores a tensor (tied embeddings).
  */
-export function headLossGraph(config: ModelConfig, opts: HeadLossOptions): Uint8Array {
-  const c = trainableConfig(config);
+export function headLossGraph(c: ModelConfig, opts: HeadLossOptions, has: (name: string) => boolean): { bytes: Uint8Array; weights: Map<string, number[]> } {
+  const hooks = trainHooks(c);
   const { N, type } = opts;
   const D = c.hiddenSize;
   const V = c.vocabSize;
   const o = new Ops("head_loss", type);
   const g = o.g;
   const x = g.input("hidden", type, [N, D]);
-  const norm = g.input("norm", type, [D]);
-  const head = g.input("lm_head", type, [V, D]);
-  const n = fRmsNorm(o, x, norm, c.rmsNormEps);
-  const lin = fLinear(o, n.y, head, null);
-  const logits = lin.y; //                                                                  (N, V)
+  const shapes = new Map(adapterFor(c).globalTensors(c).map((t) => [t.name, t.shape]));
+  const weights = new Map<string, number[]>();
+  const head = hooks.headBackward(o, c, x, {
+    param(name) {
+      if (!weights.has(name)) {
+        const shape = shapes.get(name);
+        if (!shape) throw new Error(`head reads tensor "${name}", which the adapter does not list`);
+        weights.set(name, shape);
+        g.input(name, type, shape);
+      }
+      return name;
+    },
+    has,
+  });
+  const logits = head.logits; //                                                            (N, V)
   const parts: string[] = [];
   const dLogits: string[] = [];
   if (usesTeacher(opts.loss)) {
@@ -70,10 +84,9 @@ export function headLossGraph(config: ModelConfig, opts: HeadLossOptions): Uint8
   }
   const loss = parts.length === 1 ? parts[0]! : o.add(parts[0]!, parts[1]!);
   const dl = dLogits.length === 1 ? dLogits[0]! : o.add(dLogits[0]!, dLogits[1]!);
-  const dn = dLinear(o, lin.saved, dl, { weight: false, bias: false, input: true }).dX!;
-  const dx = dRmsNorm(o, n.saved, dn, false).dx;
+  const dx = head.backward(dl);
   g.output(o.reshape(loss, [1]), "loss", type, [1]);
   g.output(dx, "grad_hidden", type, [N, D]);
   g.output(logits, "logits", type, [N, V]);
-  return g.toBytes({ opset: OPSET, irVersion: 10 });
+  return { bytes: g.toBytes({ opset: OPSET, irVersion: 10 }), weights };
 }

@@ -12,6 +12,7 @@ import type { CausalLM } from "../models/model.js";
 import { runtimeVersion } from "../runtime/ort.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { usesTeacher } from "./head-loss.js";
+import { trainHooks } from "./trainable.js";
 import { layerwiseDistill, type LayerwiseResult } from "./layerwise.js";
 import { recover, studentWith, type EvalPoint, type RecoverOptions, type RecoverResult, type StepInfo } from "./recover.js";
 
@@ -80,6 +81,11 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
   let teacher: CausalLM | null = null;
   try {
     teacher = job.teacherDir ? loadModel(job.teacherDir) : null;
+    try {
+      trainHooks(student.config);
+    } catch (e) {
+      throw new FormatError(path.join(job.studentDir, "config.json"), (e as Error).message);
+    }
     if (o.steps < 1) throw new FormatError(job.studentDir, "--steps must be at least 1");
     if (o.seqlen > student.config.maxPositions) throw new FormatError(job.studentDir, `--seqlen ${o.seqlen} exceeds the model's maximum length (${student.config.maxPositions})`);
     const tok = TextTokenizer.load(job.studentDir);

@@ -97,7 +97,7 @@ export async function layerwiseDistill(
       }
       const gradOut = new Float32Array(out.length);
       for (let k = 0; k < out.length; k++) gradOut[k] = (2 * (out[k]! - y[k]!)) / ref;
-      const r = await blockBackward(c, B, T, x, layer, gradOut);
+      const r = await blockBackward(c, i, B, T, x, layer, gradOut);
       const grads = params.map((p) => {
         const g = r.grads.get(p.name)!;
         if (p.mask) for (let k = 0; k < g.length; k++) if (p.mask[k] === 0) g[k] = 0;

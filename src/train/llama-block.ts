@@ -1,10 +1,14 @@
-// Backward of the Llama decoder block (models/llama.ts; Mistral and Qwen2 are config fields of
-// it): one graph that takes the block's input, recomputes its forward from it (activation
-// checkpointing) and returns the input's gradient and the weights' gradients for a given
-// gradient of the block's output. Composed from the op pieces of train/graph-ops.ts in the order
-// of the forward, then backwards in reverse.
+// Backward of the Llama decoder block (models/llama.ts; Mistral, Qwen2 and Qwen3 are config fields
+// of it), the `train` hook of its adapter (models/train-hooks.ts): one graph that takes the block's
+// input, recomputes its forward from it (activation checkpointing) and returns the input's gradient
+// and the weights' gradients for a given gradient of the block's output. Composed from the op
+// pieces of train/graph-ops.ts in the order of the forward, then backwards in reverse. Every layer
+// is built with its own widths and biases (structured pruning: heads, KV heads, intermediate size,
+// FLAP's o_proj / down_proj compensation biases) and window.
 import { OPSET } from "../models/graph-ops.js";
-import { LAYER_TENSORS, linearSpecs, type LlamaConfig } from "../models/llama.js";
+import { FINAL_NORM, LAYER_TENSORS, LM_HEAD, EMBED_TOKENS, linearSpecs, type LlamaConfig } from "../models/llama.js";
+import { maskName } from "../models/runtime-graphs.js";
+import { noTrainInputs, type BlockBackwardGraph, type BlockBackwardOptions, type HeadTrainWeights } from "../models/train-hooks.js";
 import {
   dAttention,
   dLinear,
@@ -17,57 +21,56 @@ import {
   fRope,
   fSwiglu,
   Ops,
-  type FloatType,
 } from "./graph-ops.js";
-
-export interface BlockBackwardOptions {
-  type: FloatType;
-  /** sequences and tokens per sequence (the graph is specialised on them) */
-  B: number;
-  T: number;
-  /** also return the gradients of the two RMSNorm scales */
-  normGrads: boolean;
-}
 
 /** Output name of a parameter's gradient: "grad." + its suffix ("grad.self_attn.q_proj.weight"). */
 const gradName = (suffix: string): string => `grad.${suffix}`;
 
-/**
- * Inputs: `hidden` [N, D] (N = B·T), `cos`/`sin` [T, 1, hd], `mask` [T, T] (additive), the layer's
- * weights under their HF suffixes (as the forward graph takes them), `grad_out` [N, D].
- * Outputs: `out` [N, D] (the recomputed forward), `grad_hidden` [N, D], and `grad.<suffix>` for
- * every linear weight (and bias), and with `normGrads` for both norm scales.
- */
-export function llamaBlockBackwardGraph(c: LlamaConfig, opts: BlockBackwardOptions): Uint8Array {
+/** The backward graph of layer `layer` (contract in models/train-hooks.ts); rope table "rope". */
+export function llamaBlockBackward(c: LlamaConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T, type } = opts;
   const N = B * T;
   const D = c.hiddenSize;
-  const H = c.numHeads;
-  const KV = c.numKvHeads;
+  const { numHeads: H, numKvHeads: KV } = c.layers[layer]!;
   const hd = c.headDim;
+  const window = c.layerWindows[layer] ?? null;
+  const inputs = noTrainInputs();
+  inputs.rotary.set("rope", hd);
+  inputs.windows.push(window);
   const o = new Ops("decoder_layer_backward", type);
   const g = o.g;
   const x = g.input("hidden", type, [N, D]);
-  const cos = g.input("cos", type, [T, 1, hd]);
-  const sin = g.input("sin", type, [T, 1, hd]);
-  const mask = g.input("mask", type, [T, T]);
+  const cos = g.input("cos_rope", type, [T, 1, hd]);
+  const sin = g.input("sin_rope", type, [T, 1, hd]);
+  const mask = g.input(maskName(window), type, [T, T]);
   const dOut = g.input("grad_out", type, [N, D]);
   const inputNorm = g.input(LAYER_TENSORS.inputNorm, type, [D]);
   const postNorm = g.input(LAYER_TENSORS.postNorm, type, [D]);
-  const specs = new Map(linearSpecs(c, 0).map((l) => [l.suffix, l]));
+  const qNorm = c.qkNorm ? g.input(LAYER_TENSORS.qNorm, type, [hd]) : null;
+  const kNorm = c.qkNorm ? g.input(LAYER_TENSORS.kNorm, type, [hd]) : null;
+  const specs = new Map(linearSpecs(c, layer).map((l) => [l.suffix, l]));
   const W = (suffix: string) => g.input(`${suffix}.weight`, type, [specs.get(suffix)!.outFeatures, specs.get(suffix)!.inFeatures]);
   const bias = (suffix: string) => (specs.get(suffix)!.hasBias ? g.input(`${suffix}.bias`, type, [specs.get(suffix)!.outFeatures]) : null);
   const lin = new Map([...specs.keys()].map((s) => [s, { W: W(s), b: bias(s) }]));
   const L = (suffix: string, input: string) => fLinear(o, input, lin.get(suffix)!.W, lin.get(suffix)!.b);
   const att = { B, T, H, KV, hd };
+  // Qwen3: RMSNorm over each head's hd values, on [N·heads, hd] rows so the scale's gradient is a
+  // sum over axis 0 as for the other norms
+  const headNorm = (t: string, heads: number, w: string | null) => {
+    if (!w) return { y: o.reshape(t, [B, T, heads, hd]), n: null };
+    const n = fRmsNorm(o, o.reshape(t, [N * heads, hd]), w, c.rmsNormEps);
+    return { y: o.reshape(n.y, [B, T, heads, hd]), n };
+  };
 
-  // ---- forward, recomputed from the block input (what models/llama.ts layerGraph computes)
+  // ---- forward, recomputed from the block input (what models/llama.ts `block` computes)
   const n1 = fRmsNorm(o, x, inputNorm, c.rmsNormEps); //                                   (N, D)
   const q = L(LAYER_TENSORS.q, n1.y);
   const k = L(LAYER_TENSORS.k, n1.y);
   const v = L(LAYER_TENSORS.v, n1.y);
-  const qr = fRope(o, o.reshape(q.y, [B, T, H, hd]), cos, sin, hd); //                     (B, T, H, hd)
-  const kr = fRope(o, o.reshape(k.y, [B, T, KV, hd]), cos, sin, hd); //                    (B, T, KV, hd)
+  const qn = headNorm(q.y, H, qNorm);
+  const kn = headNorm(k.y, KV, kNorm);
+  const qr = fRope(o, qn.y, cos, sin, hd); //                                               (B, T, H, hd)
+  const kr = fRope(o, kn.y, cos, sin, hd); //                                               (B, T, KV, hd)
   const a = fAttention(o, qr, kr, o.reshape(v.y, [B, T, KV, hd]), mask, att); //           (N, H·hd)
   const oProj = L(LAYER_TENSORS.o, a.y);
   const x2 = o.add(x, oProj.y); //                                                         residual
@@ -79,12 +82,19 @@ export function llamaBlockBackwardGraph(c: LlamaConfig, opts: BlockBackwardOptio
   const out = o.add(x2, down.y); //                                                        residual
 
   // ---- backward, in reverse
-  const grads = new Map<string, string>();
+  const grads = new Map<string, { value: string; shape: number[] }>();
   const dLin = (suffix: string, saved: ReturnType<typeof fLinear>["saved"], dY: string) => {
+    const l = specs.get(suffix)!;
     const r = dLinear(o, saved, dY, { weight: true, bias: lin.get(suffix)!.b !== null, input: true });
-    grads.set(`${suffix}.weight`, r.dW!);
-    if (r.db) grads.set(`${suffix}.bias`, r.db);
+    grads.set(`${suffix}.weight`, { value: r.dW!, shape: [l.outFeatures, l.inFeatures] });
+    if (r.db) grads.set(`${suffix}.bias`, { value: r.db, shape: [l.outFeatures] });
     return r.dX!;
+  };
+  const dHeadNorm = (d: string, heads: number, n: ReturnType<typeof fRmsNorm> | null, name: string) => {
+    if (!n) return o.reshape(d, [N, heads * hd]);
+    const r = dRmsNorm(o, n.saved, o.reshape(d, [N * heads, hd]), opts.normGrads);
+    if (r.dw) grads.set(name, { value: r.dw, shape: [hd] });
+    return o.reshape(r.dx, [N, heads * hd]);
   };
   const dAct = dLin(LAYER_TENSORS.down, down.saved, dOut);
   const { dGate, dUp } = dSwiglu(o, act.saved, dAct);
@@ -93,8 +103,8 @@ export function llamaBlockBackwardGraph(c: LlamaConfig, opts: BlockBackwardOptio
   const dx2 = o.add(dOut, r2.dx); //                                                       residual
   const dA = dLin(LAYER_TENSORS.o, oProj.saved, dx2);
   const da = dAttention(o, a.saved, dA, att);
-  const dq = o.reshape(dRope(o, da.dq, cos, sin, hd), [N, H * hd]);
-  const dk = o.reshape(dRope(o, da.dk, cos, sin, hd), [N, KV * hd]);
+  const dq = dHeadNorm(dRope(o, da.dq, cos, sin, hd), H, qn.n, LAYER_TENSORS.qNorm);
+  const dk = dHeadNorm(dRope(o, da.dk, cos, sin, hd), KV, kn.n, LAYER_TENSORS.kNorm);
   const dv = o.reshape(da.dv, [N, KV * hd]);
   const dn1 = o.add(o.add(dLin(LAYER_TENSORS.q, q.saved, dq), dLin(LAYER_TENSORS.k, k.saved, dk)), dLin(LAYER_TENSORS.v, v.saved, dv));
   const r1 = dRmsNorm(o, n1.saved, dn1, opts.normGrads);
@@ -102,13 +112,21 @@ export function llamaBlockBackwardGraph(c: LlamaConfig, opts: BlockBackwardOptio
 
   g.output(out, "out", type, [N, D]);
   g.output(dx, "grad_hidden", type, [N, D]);
-  for (const [name, value] of grads) {
-    const l = specs.get(name.replace(/\.(weight|bias)$/, ""))!;
-    g.output(value, gradName(name), type, name.endsWith(".bias") ? [l.outFeatures] : [l.outFeatures, l.inFeatures]);
-  }
   if (opts.normGrads) {
-    g.output(r1.dw!, gradName(LAYER_TENSORS.inputNorm), type, [D]);
-    g.output(r2.dw!, gradName(LAYER_TENSORS.postNorm), type, [D]);
+    grads.set(LAYER_TENSORS.inputNorm, { value: r1.dw!, shape: [D] });
+    grads.set(LAYER_TENSORS.postNorm, { value: r2.dw!, shape: [D] });
   }
-  return g.toBytes({ opset: OPSET, irVersion: 10 });
+  for (const [name, { value, shape }] of grads) g.output(value, gradName(name), type, shape);
+  return { bytes: g.toBytes({ opset: OPSET, irVersion: 10 }), inputs };
+}
+
+/** Final RMSNorm + LM head (the embedding table when tied and no lm_head is stored). */
+export function llamaHeadBackward(o: Ops, c: LlamaConfig, x: string, w: HeadTrainWeights): { logits: string; backward(dLogits: string): string } {
+  const head = c.tieWordEmbeddings && !w.has(LM_HEAD) ? EMBED_TOKENS : LM_HEAD;
+  const n = fRmsNorm(o, x, w.param(FINAL_NORM), c.rmsNormEps);
+  const lin = fLinear(o, n.y, w.param(head), null);
+  return {
+    logits: lin.y,
+    backward: (dLogits) => dRmsNorm(o, n.saved, dLinear(o, lin.saved, dLogits, { weight: false, bias: false, input: true }).dX!, false).dx,
+  };
 }

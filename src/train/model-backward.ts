@@ -2,29 +2,22 @@
 //   forward  — every block through the model's own forward graph, keeping only each block's input
 //   head     — final norm + LM head + loss (train/head-loss.ts): the loss and d loss / d hidden
 //   backward — blocks in reverse; each block's backward graph recomputes its forward from the kept
-//              input (train/llama-block.ts), so memory is one block's activations plus the block
+//              input (the family's `train.blockBackward` hook), so memory is one block's activations plus the block
 //              boundaries, never the whole model's.
 import type { ModelConfig } from "../models/config.js";
-import { EMBED_TOKENS, FINAL_NORM, layerTensorShapes, LM_HEAD, ropeTables, type LlamaConfig } from "../models/llama.js";
-import { causalMask } from "../models/runtime-graphs.js";
+import { causalMask, maskName } from "../models/runtime-graphs.js";
 import type { CausalLM, LayerWeights } from "../models/model.js";
+import { adapterFor } from "../models/registry.js";
+import { rotaryTables } from "../models/rope.js";
+import type { BlockBackwardGraph } from "../models/train-hooks.js";
 import { cachedSession, type NumericArray, type RtTensor } from "../runtime/ort.js";
 import type { FloatType } from "./graph-ops.js";
 import { headLossGraph, usesTargets, usesTeacher, type LossKind } from "./head-loss.js";
-import { llamaBlockBackwardGraph } from "./llama-block.js";
-import { trainableConfig } from "./trainable.js";
+import { trainHooks } from "./trainable.js";
 
 type Floats = Float32Array | Float64Array;
 
 const t = (data: NumericArray, dims: readonly number[]): RtTensor => ({ data, dims });
-
-/** Additive attention mask [T, T]: causal, and the sliding window when the model has one. */
-function trainingMask(c: LlamaConfig, T: number): Float32Array {
-  const m = causalMask(0, T);
-  const w = c.slidingWindow;
-  if (w !== null) for (let q = 0; q < T; q++) for (let k = 0; k <= q - w; k++) m[q * T + k] = -Infinity;
-  return m;
-}
 
 const cast = (a: Float32Array, type: FloatType): Floats => (type === "float64" ? Float64Array.from(a) : a);
 
@@ -32,16 +25,21 @@ export interface BlockBackwardResult<A extends Floats> {
   /** the block's output (recomputed) */
   out: A;
   gradHidden: A;
-  /** by HF suffix, e.g. "self_attn.q_proj.weight" */
+  /** by suffix, e.g. "self_attn.q_proj.weight" */
   grads: Map<string, A>;
 }
 
+/** Built backward graphs by session key: the host inputs a graph declares are needed at every run. */
+const builtGraphs = new Map<string, BlockBackwardGraph>();
+
 /**
- * Backward of decoder block for input `hidden` [B·T, D], weights by suffix and the gradient of its
- * output `gradOut` [B·T, D]. float64 arrays run the float64 graph (finite-difference checks).
+ * Backward of decoder block `layer` for input `hidden` [B·T, D], the layer's weights by suffix and
+ * the gradient of its output `gradOut` [B·T, D], through the family's `train.blockBackward` hook.
+ * float64 arrays run the float64 graph (finite-difference checks).
  */
 export async function blockBackward<A extends Floats>(
   config: ModelConfig,
+  layer: number,
   B: number,
   T: number,
   hidden: A,
@@ -49,24 +47,47 @@ export async function blockBackward<A extends Floats>(
   gradOut: A,
   opts: { normGrads?: boolean } = {},
 ): Promise<BlockBackwardResult<A>> {
-  const c = trainableConfig(config);
+  const hooks = trainHooks(config);
+  const family = adapterFor(config);
   const type: FloatType = hidden instanceof Float64Array ? "float64" : "float32";
   const normGrads = opts.normGrads ?? false;
-  const key = `train:block:${type}:${B}:${T}:${normGrads}:${JSON.stringify([c.hiddenSize, c.numHeads, c.numKvHeads, c.headDim, c.intermediateSize, c.rmsNormEps, c.qkvBias, c.oBias, c.mlpBias])}`;
-  const session = await cachedSession(key, () => llamaBlockBackwardGraph(c, { type, B, T, normGrads }));
-  const { cos, sin } = ropeTables(c, 0, T);
-  const D = c.hiddenSize;
-  const feeds: Record<string, RtTensor> = {
-    hidden: t(hidden, [B * T, D]),
-    cos: t(cast(cos, type), [T, 1, c.headDim]),
-    sin: t(cast(sin, type), [T, 1, c.headDim]),
-    mask: t(cast(trainingMask(c, T), type), [T, T]),
-    grad_out: t(gradOut, [B * T, D]),
-  };
-  for (const [suffix, shape] of layerTensorShapes(c, 0)) {
-    const w = weights.get(suffix);
-    if (!w) throw new Error(`block backward: weight "${suffix}" was not supplied`);
-    feeds[suffix] = t(w, shape);
+  const key = `train:block:${family.name}:${type}:${B}:${T}:${normGrads}:${JSON.stringify(family.layerKey(config, layer))}`;
+  let built = builtGraphs.get(key);
+  if (!built) {
+    built = hooks.blockBackward(config, layer, { type, B, T, normGrads });
+    builtGraphs.set(key, built);
+  }
+  const bytes = built.bytes;
+  const session = await cachedSession(key, () => bytes);
+  const D = config.hiddenSize;
+  const N = B * T;
+  const feeds: Record<string, RtTensor> = { hidden: t(hidden, [N, D]), grad_out: t(gradOut, [N, D]) };
+  const { inputs } = built;
+  for (const [name, dim] of inputs.rotary) {
+    const table = family.rotary(config)[name];
+    if (!table) throw new Error(`block backward: no rotary table "${name}"`);
+    const { cos, sin } = rotaryTables(table.invFreq, 0, T, table.attentionScaling ?? 1);
+    feeds[`cos_${name}`] = t(cast(cos, type), [T, 1, dim]);
+    feeds[`sin_${name}`] = t(cast(sin, type), [T, 1, dim]);
+  }
+  for (const w of inputs.windows) feeds[maskName(w)] = t(cast(causalMask(0, T, w), type), [T, T]);
+  if (inputs.alibiSlopes) {
+    const H = inputs.alibiSlopes.length;
+    const a = new Float32Array(H * T);
+    inputs.alibiSlopes.forEach((slope, h) => {
+      for (let s = 0; s < T; s++) a[h * T + s] = slope * s;
+    });
+    feeds.alibi = t(cast(a, type), [H, 1, T]);
+  }
+  if (inputs.positions) feeds.positions = t(BigInt64Array.from({ length: N }, (_, i) => BigInt(i % T)), [N]);
+  const shapes = family.layerTensors(config, layer);
+  for (const name of session.inputNames) {
+    if (name in feeds) continue;
+    const shape = shapes.get(name);
+    if (!shape) throw new Error(`block backward of layer ${layer}: graph input "${name}" is neither a host input nor a layer tensor`);
+    const w = weights.get(name);
+    if (!w) throw new Error(`block backward of layer ${layer}: weight "${name}" was not supplied`);
+    feeds[name] = t(w, shape);
   }
   const gradNames = session.outputNames.filter((n) => n.startsWith("grad."));
   const out = await session.run(feeds, ["out", "grad_hidden", ...gradNames]);
@@ -75,16 +96,25 @@ export async function blockBackward<A extends Floats>(
   return { out: out.out!.data as A, gradHidden: out.grad_hidden!.data as A, grads };
 }
 
+/** The student's frozen global tensors (final norm, LM head, …), read when the head graph asks for them. */
 export interface HeadWeights {
-  norm: Float32Array;
-  head: Float32Array;
+  has(name: string): boolean;
+  read(name: string): Float32Array;
+  /** the head + loss graphs built for this student, by shape and loss */
+  graphs: Map<string, ReturnType<typeof headLossGraph>>;
 }
 
-/** The student's final norm and LM head (the embedding table when tied). */
 export function headWeights(model: CausalLM): HeadWeights {
-  const c = model.config;
-  const tied = c.tieWordEmbeddings && !model.weights.has(LM_HEAD);
-  return { norm: model.weights.read(FINAL_NORM), head: model.weights.read(tied ? EMBED_TOKENS : LM_HEAD) };
+  const cache = new Map<string, Float32Array>();
+  return {
+    graphs: new Map(),
+    has: (name) => model.weights.has(name),
+    read(name) {
+      let w = cache.get(name);
+      if (!w) cache.set(name, (w = model.weights.read(name)));
+      return w;
+    },
+  };
 }
 
 export interface LossInputs {
@@ -100,16 +130,17 @@ export interface LossInputs {
 
 /** Loss, d loss / d hidden and the student's logits for the final hidden states [N, D]. */
 export async function headLoss(config: ModelConfig, head: HeadWeights, hidden: Float32Array, l: LossInputs): Promise<{ loss: number; gradHidden: Float32Array }> {
-  const c = trainableConfig(config);
+  const c = config;
   const N = l.B * l.T;
-  const session = await cachedSession(`train:head:${c.hiddenSize}:${c.vocabSize}:${c.rmsNormEps}:${N}:${l.loss}:${l.temperature}`, () =>
-    headLossGraph(c, { type: "float32", N, loss: l.loss, temperature: l.temperature }),
-  );
-  const feeds: Record<string, RtTensor> = {
-    hidden: t(hidden, [N, c.hiddenSize]),
-    norm: t(head.norm, [c.hiddenSize]),
-    lm_head: t(head.head, [c.vocabSize, c.hiddenSize]),
-  };
+  const opts = { type: "float32" as const, N, loss: l.loss, temperature: l.temperature };
+  const key = `${N}:${l.loss}:${l.temperature}`;
+  let built = head.graphs.get(key);
+  if (!built) head.graphs.set(key, (built = headLossGraph(c, opts, (n) => head.has(n))));
+  // the graph is a function of the key's fields, the config and which tensors the checkpoint has
+  const bytes = built.bytes;
+  const session = await cachedSession(`train:head:${adapterFor(c).name}:${JSON.stringify(c.raw)}:${[...built.weights.keys()]}:${key}`, () => bytes);
+  const feeds: Record<string, RtTensor> = { hidden: t(hidden, [N, c.hiddenSize]) };
+  for (const [name, shape] of built.weights) feeds[name] = t(head.read(name), shape);
   if (usesTeacher(l.loss)) {
     if (!l.teacherLogits) throw new Error(`loss ${l.loss} needs the teacher's logits`);
     feeds.teacher_logits = t(l.teacherLogits, [N, c.vocabSize]);
@@ -161,7 +192,7 @@ export async function modelGradients(
   const hl = await headLoss(student.config, head, h, { ...l, ids });
   let g = hl.gradHidden;
   for (let i = student.numLayers - 1; i >= 0; i--) {
-    const r = await blockBackward(student.config, B, T, inputs[i]!, weightsOf(i), g);
+    const r = await blockBackward(student.config, i, B, T, inputs[i]!, weightsOf(i), g);
     inputs[i] = new Float32Array(0); // the boundary is no longer needed
     await onGrads(i, r.grads);
     g = r.gradHidden;

@@ -5,7 +5,7 @@ import { after, test } from "node:test";
 import { Rng } from "../../src/data/rng.js";
 import { CausalLM } from "../../src/models/model.js";
 import { layerPrefix, layerTensorShapes } from "../../src/models/llama.js";
-import { trainableConfig } from "../../src/train/trainable.js";
+import type { LlamaConfig } from "../../src/models/llama.js";
 import { syntheticModel, type SyntheticShape } from "../../src/models/synthetic.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { blockBackward } from "../../src/train/model-backward.js";
@@ -24,10 +24,10 @@ const tiny = (extra: Partial<SyntheticShape> = {}): SyntheticShape => ({
   ...extra,
 });
 
-function setup(shape: SyntheticShape, B: number, T: number) {
+function setup(shape: SyntheticShape, B: number, T: number, layer = 0) {
   const { config, weights } = syntheticModel(shape, 7);
   const w64 = new Map<string, Float64Array>();
-  for (const suffix of layerTensorShapes(trainableConfig(config), 0).keys()) w64.set(suffix, Float64Array.from(weights.read(layerPrefix(0) + suffix)));
+  for (const suffix of layerTensorShapes(config as LlamaConfig, layer).keys()) w64.set(suffix, Float64Array.from(weights.read(layerPrefix(layer) + suffix)));
   const rng = new Rng(3);
   const N = B * T * config.hiddenSize;
   const x = Float64Array.from({ length: N }, () => 2 * rng.next() - 1);
@@ -35,15 +35,16 @@ function setup(shape: SyntheticShape, B: number, T: number) {
   return { config, weights, w64, x, R, rng };
 }
 
-async function checkFiniteDifferences(shape: SyntheticShape, B: number, T: number): Promise<number> {
-  const { config, w64, x, R, rng } = setup(shape, B, T);
+async function checkFiniteDifferences(shape: SyntheticShape, B: number, T: number, layer = 0): Promise<number> {
+  const { config, w64, x, R, rng } = setup(shape, B, T, layer);
   const loss = async (xx: Float64Array, ww: Map<string, Float64Array>) => {
-    const r = await blockBackward(config, B, T, xx, ww, R);
+    const r = await blockBackward(config, layer, B, T, xx, ww, R);
     let s = 0;
     for (let i = 0; i < R.length; i++) s += r.out[i]! * R[i]!;
     return s;
   };
-  const g = await blockBackward(config, B, T, x, w64, R, { normGrads: true });
+  const g = await blockBackward(config, layer, B, T, x, w64, R, { normGrads: true });
+  assert.deepEqual([...g.grads.keys()].sort(), [...w64.keys()].sort(), "a gradient for every tensor of the layer");
   const eps = 1e-6;
   let worst = 0;
   const probe = async (label: string, arr: Float64Array, grad: Float64Array, reload: () => Promise<number>) => {
@@ -76,16 +77,47 @@ test("… with q/k/v biases and a sliding window shorter than the sequence (Qwen
   console.log(`# worst relative error vs finite differences: ${worst.toExponential(2)}`);
 });
 
-test("the recomputed forward inside the backward equals the model's forward graph", async () => {
-  const B = 2;
-  const T = 5;
-  const { config, weights, x } = setup(tiny(), B, T);
-  const model = new CausalLM(config, weights, "<synthetic>");
-  const x32 = Float32Array.from(x);
-  const w32 = model.layerWeights(0);
-  const fwd = (await model.runLayer(0, x32, B, T, { weights: w32 })).hidden;
-  const r = await blockBackward(config, B, T, x32, w32, new Float32Array(x32.length));
-  let diff = 0;
-  for (let i = 0; i < fwd.length; i++) diff = Math.max(diff, Math.abs(fwd[i]! - r.out[i]!));
-  assert.ok(diff < 1e-5, `max |Δ| ${diff}`);
+// a structured student (FLAP): layer 1 keeps 2 of 4 query heads, 1 of 2 KV heads, 10 of 24 MLP
+// channels, and carries the o_proj / down_proj compensation biases; layer 0 is left whole
+const perLayer = (extra: Partial<SyntheticShape> = {}) =>
+  tiny({
+    num_hidden_layers: 2,
+    structured_pruning: {
+      num_attention_heads: [4, 2],
+      num_key_value_heads: [2, 1],
+      intermediate_size: [24, 10],
+      o_proj_bias: [false, true],
+      down_proj_bias: [false, true],
+    },
+    ...extra,
+  });
+
+test("… per-layer widths with FLAP's o_proj / down_proj biases (a structured student's layer 1)", async () => {
+  const worst = await checkFiniteDifferences(perLayer(), 2, 5, 1);
+  console.log(`# worst relative error vs finite differences: ${worst.toExponential(2)}`);
 });
+
+test("… Qwen3's per-head q/k RMSNorm (their scales' gradients too)", async () => {
+  const worst = await checkFiniteDifferences(tiny({ architectures: ["Qwen3ForCausalLM"] }), 2, 5);
+  console.log(`# worst relative error vs finite differences: ${worst.toExponential(2)}`);
+});
+
+for (const [label, shape, layer] of [
+  ["GQA", tiny(), 0],
+  ["per-layer widths + biases, layer 1", perLayer(), 1],
+  ["Qwen3 q/k norm", tiny({ architectures: ["Qwen3ForCausalLM"] }), 0],
+] as const) {
+  test(`the recomputed forward inside the backward equals the model's forward graph (${label})`, async () => {
+    const B = 2;
+    const T = 5;
+    const { config, weights, x } = setup(shape, B, T, layer);
+    const model = new CausalLM(config, weights, "<synthetic>");
+    const x32 = Float32Array.from(x);
+    const w32 = model.layerWeights(layer);
+    const fwd = (await model.runLayer(layer, x32, B, T, { weights: w32 })).hidden;
+    const r = await blockBackward(config, layer, B, T, x32, w32, new Float32Array(x32.length));
+    let diff = 0;
+    for (let i = 0; i < fwd.length; i++) diff = Math.max(diff, Math.abs(fwd[i]! - r.out[i]!));
+    assert.ok(diff < 1e-5, `max |Δ| ${diff}`);
+  });
+}

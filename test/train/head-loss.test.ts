@@ -7,6 +7,7 @@ import { syntheticModel } from "../../src/models/synthetic.js";
 import { cachedSession, releaseSessions, type RtTensor } from "../../src/runtime/ort.js";
 import { headLossGraph, type LossKind } from "../../src/train/head-loss.js";
 import { CausalLM } from "../../src/models/model.js";
+import { FINAL_NORM, LM_HEAD } from "../../src/models/llama.js";
 import { headLoss, headWeights } from "../../src/train/model-backward.js";
 
 after(releaseSessions);
@@ -23,8 +24,8 @@ for (const loss of ["kl", "ce", "kl+ce"] as LossKind[]) {
     const rand = (n: number, s = 1) => Float64Array.from({ length: n }, () => s * (2 * rng.next() - 1));
     const hidden = rand(N * 16);
     const feeds: Record<string, RtTensor> = {
-      norm: { data: Float64Array.from(rand(16, 0.2), (v) => 1 + v), dims: [16] },
-      lm_head: { data: rand(32 * 16), dims: [32, 16] },
+      [FINAL_NORM]: { data: Float64Array.from(rand(16, 0.2), (v) => 1 + v), dims: [16] },
+      [LM_HEAD]: { data: rand(32 * 16), dims: [32, 16] },
       teacher_logits: { data: rand(N * 32, 3), dims: [N, 32] },
       targets: { data: BigInt64Array.from({ length: N }, () => BigInt(rng.int(32))), dims: [N] },
       ce_weight: { data: Float64Array.from({ length: N }, (_, i) => (i % T === T - 1 ? 0 : 1 / (B * (T - 1)))), dims: [N] },
@@ -34,7 +35,7 @@ for (const loss of ["kl", "ce", "kl+ce"] as LossKind[]) {
       delete feeds.ce_weight;
     }
     if (loss === "ce") delete feeds.teacher_logits;
-    const s = await cachedSession(`test:head:${loss}`, () => headLossGraph(c, { type: "float64", N, loss, temperature: 2 }));
+    const s = await cachedSession(`test:head:${loss}`, () => headLossGraph(c, { type: "float64", N, loss, temperature: 2 }, (n) => n === LM_HEAD).bytes);
     const run = async (h: Float64Array) => s.run({ ...feeds, hidden: { data: h, dims: [N, 16] } }, ["loss", "grad_hidden"]);
     const g = (await run(hidden)).grad_hidden!.data as Float64Array;
     const eps = 1e-6;
