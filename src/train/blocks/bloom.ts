@@ -4,9 +4,10 @@
 // fused weight's gradient has the checkpoint's (and the compressors') row order.
 // apply_residual_connection_post_layernorm: the residuals start from the LayerNorm outputs.
 import { bloomFamily, type BloomConfig } from "../../models/bloom.js";
-import { dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm, joinInterleaved, splitInterleaved } from "../graph-ops.js";
-import { alibiBias, BlockGraph, type BlockBackwardOptions } from "./block-graph.js";
-import type { FamilyBlockBackward } from "./family-block.js";
+import { type Ops, dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm, joinInterleaved, splitInterleaved } from "../graph-ops.js";
+import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
+import { BlockGraph } from "./block-graph.js";
+import { chain, layerNormStep, linearStep } from "./heads.js";
 
 const L = {
   attnNorm: "input_layernorm",
@@ -17,7 +18,7 @@ const L = {
   down: "mlp.dense_4h_to_h",
 } as const;
 
-export function bloomBlockBackwardGraph(c: BloomConfig, layer: number, opts: BlockBackwardOptions): Uint8Array {
+export function bloomBlockBackward(c: BloomConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
   const { numHeads: H, headDim: hd } = c;
   const b = new BlockGraph(opts, c.hiddenSize, bloomFamily.layerTensors(c, layer));
@@ -37,7 +38,7 @@ export function bloomBlockBackwardGraph(c: BloomConfig, layer: number, opts: Blo
   const qkv = b.linear(L.qkv, n1.y, true);
   const [q, k, v] = splitInterleaved(o, qkv.y, N, H, hd);
   const heads = (t: string) => o.reshape(t, [B, seq, H, hd]);
-  const a = fAttention(o, heads(q), heads(k), heads(v), b.mask, att, { bias: alibiBias(o, c.alibiSlopes, seq) });
+  const a = fAttention(o, heads(q), heads(k), heads(v), b.mask(null), att, { bias: b.alibi(c.alibiSlopes) });
   const oProj = b.linear(L.o, a.y, true);
   const x2 = o.add(post ? n1.y : x, oProj.y); //                                           residual
   const n2 = norm(L.mlpNorm, x2);
@@ -57,8 +58,7 @@ export function bloomBlockBackwardGraph(c: BloomConfig, layer: number, opts: Blo
   return b.finish(out, dx);
 }
 
-export const bloomBlockBackward: FamilyBlockBackward<BloomConfig> = {
-  graph: bloomBlockBackwardGraph,
-  rotary: () => null,
-  window: () => null,
-};
+/** Final LayerNorm ln_f and the LM head (tied: the token embeddings). */
+export function bloomHeadBackward(o: Ops, c: BloomConfig, x: string, w: HeadTrainWeights): { logits: string; backward(dLogits: string): string } {
+  return chain(x, [(h) => layerNormStep(o, h, w, "transformer.ln_f", c.layerNormEps), (h) => linearStep(o, h, w, bloomFamily.headWeight(c, w))]);
+}

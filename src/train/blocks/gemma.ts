@@ -3,10 +3,12 @@
 // residual), GELU-tanh gated MLP, scores scaled by query_pre_attn_scalar^(-1/2), Gemma 2's
 // attention-logit softcapping, per-layer sliding window and rotary table, and Gemma 3's per-head
 // q/k norms. (The √hidden embedding scale is in `embed`, outside the block.)
+import { FINAL_NORM } from "../../models/llama.js";
 import { gemma2Family, type GemmaConfig } from "../../models/gemma.js";
+import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
 import { dAttention, dGated, dRmsNorm, dRope, fAttention, fGated, fRmsNorm, fRope, type Ops, type RmsSaved } from "../graph-ops.js";
-import { BlockGraph, type BlockBackwardOptions } from "./block-graph.js";
-import type { FamilyBlockBackward } from "./family-block.js";
+import { BlockGraph } from "./block-graph.js";
+import { chain, linearStep, rmsNormStep, softcapStep } from "./heads.js";
 
 const T = {
   inputNorm: "input_layernorm.weight",
@@ -27,14 +29,17 @@ const T = {
 /** Gemma's RMSNorm scales by (1 + w): the RMSNorm piece with weight 1 + w (d/dw is the same). */
 const gemmaNorm = (o: Ops, x: string, w: string, eps: number) => fRmsNorm(o, x, o.add(w, o.scalar(1)), eps);
 
-export function gemmaBlockBackwardGraph(c: GemmaConfig, layer: number, opts: BlockBackwardOptions): Uint8Array {
+export function gemmaBlockBackward(c: GemmaConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
   const { numHeads: H, numKvHeads: KV, headDim: hd } = c;
   // the two Gemma adapters list the same layer tensors for the same config
   const b = new BlockGraph(opts, c.hiddenSize, gemma2Family.layerTensors(c, layer));
   const { o, x, N } = b;
   const eps = c.rmsNormEps;
-  const { cos, sin } = b.rope(hd);
+  const window = c.layerWindows[layer] ?? null;
+  // as models/gemma.ts `block`: sliding layers rotate with the local table
+  const { cos, sin } = b.rope(window !== null ? "local" : "global", hd);
+  const mask = b.mask(window);
   const att = { B, T: seq, H, KV, hd };
   const qk = c.version === 3;
   // Gemma 3: (1 + w) RMSNorm over each head's hd values, before the rotation
@@ -59,7 +64,7 @@ export function gemmaBlockBackwardGraph(c: GemmaConfig, layer: number, opts: Blo
   const kn = headNorm(k.y, KV, T.kNorm);
   const qr = fRope(o, qn.y, cos, sin, hd);
   const kr = fRope(o, kn.y, cos, sin, hd);
-  const a = fAttention(o, qr, kr, o.reshape(v.y, [B, seq, KV, hd]), b.mask, att, { scale: c.attnScale, softcap: c.attnSoftcap });
+  const a = fAttention(o, qr, kr, o.reshape(v.y, [B, seq, KV, hd]), mask, att, { scale: c.attnScale, softcap: c.attnSoftcap });
   const oProj = b.linear(T.o, a.y, false);
   const n2 = gemmaNorm(o, oProj.y, b.param(T.postAttnNorm), eps);
   const x2 = o.add(x, n2.y); //                                                            residual
@@ -90,9 +95,12 @@ export function gemmaBlockBackwardGraph(c: GemmaConfig, layer: number, opts: Blo
   return b.finish(out, o.add(dx2, r1.dx));
 }
 
-export const gemmaBlockBackward: FamilyBlockBackward<GemmaConfig> = {
-  graph: gemmaBlockBackwardGraph,
-  // as models/gemma.ts `block`: sliding layers rotate with the local table
-  rotary: (c, layer) => (c.layerWindows[layer] != null ? "local" : "global"),
-  window: (c, layer) => c.layerWindows[layer] ?? null,
-};
+/** Final (1 + w) RMSNorm, LM head (tied unless stored), Gemma 2's final-logit softcap. */
+export function gemmaHeadBackward(o: Ops, c: GemmaConfig, x: string, w: HeadTrainWeights): { logits: string; backward(dLogits: string): string } {
+  const head = gemma2Family.headWeight(c, w);
+  return chain(x, [
+    (h) => rmsNormStep(o, h, w, FINAL_NORM, c.rmsNormEps, 1),
+    (h) => linearStep(o, h, w, head),
+    ...(c.finalSoftcap ? [(h: string) => softcapStep(o, h, c.finalSoftcap!)] : []),
+  ]);
+}

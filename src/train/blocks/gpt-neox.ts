@@ -3,9 +3,10 @@
 // interleaved per head ([heads, 3, hd]; its gradient joined back in that order), and the
 // parallel residual x + attn(ln1(x)) + mlp(ln2(x)) (use_parallel_residual) or the sequential one.
 import { gptNeoxFamily, type NeoxConfig } from "../../models/gpt-neox.js";
-import { dActivation, dAttention, dLayerNorm, dPartialRope, fActivation, fAttention, fLayerNorm, fPartialRope, joinInterleaved, splitInterleaved } from "../graph-ops.js";
-import { BlockGraph, type BlockBackwardOptions } from "./block-graph.js";
-import type { FamilyBlockBackward } from "./family-block.js";
+import { type Ops, dActivation, dAttention, dLayerNorm, dPartialRope, fActivation, fAttention, fLayerNorm, fPartialRope, joinInterleaved, splitInterleaved } from "../graph-ops.js";
+import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
+import { BlockGraph } from "./block-graph.js";
+import { chain, layerNormStep, linearStep } from "./heads.js";
 
 const L = {
   attnNorm: "input_layernorm",
@@ -16,13 +17,13 @@ const L = {
   down: "mlp.dense_4h_to_h",
 } as const;
 
-export function gptNeoxBlockBackwardGraph(c: NeoxConfig, layer: number, opts: BlockBackwardOptions): Uint8Array {
+export function gptNeoxBlockBackward(c: NeoxConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
   const { numHeads: H, headDim: hd, rotaryDim } = c;
   const b = new BlockGraph(opts, c.hiddenSize, gptNeoxFamily.layerTensors(c, layer));
   const { o, x, N } = b;
   const att = { B, T: seq, H, KV: H, hd };
-  const { cos, sin } = b.rope(rotaryDim);
+  const { cos, sin } = b.rope("rope", rotaryDim);
   const norm = (name: string, input: string) => fLayerNorm(o, input, b.param(`${name}.weight`), b.param(`${name}.bias`), c.layerNormEps);
   const dNorm = (name: string, saved: ReturnType<typeof fLayerNorm>["saved"], dy: string) => {
     const r = dLayerNorm(o, saved, dy, opts.normGrads);
@@ -38,7 +39,7 @@ export function gptNeoxBlockBackwardGraph(c: NeoxConfig, layer: number, opts: Bl
   const heads = (t: string) => o.reshape(t, [B, seq, H, hd]);
   const qr = fPartialRope(o, heads(q), cos, sin, rotaryDim, hd);
   const kr = fPartialRope(o, heads(k), cos, sin, rotaryDim, hd);
-  const a = fAttention(o, qr, kr, heads(v), b.mask, att);
+  const a = fAttention(o, qr, kr, heads(v), b.mask(null), att);
   const attn = b.linear(L.o, a.y, c.attentionBias);
   // parallel: the MLP reads ln2(x), beside attention; sequential: ln2(x + attn)
   const x2 = c.parallelResidual ? x : o.add(x, attn.y);
@@ -62,8 +63,7 @@ export function gptNeoxBlockBackwardGraph(c: NeoxConfig, layer: number, opts: Bl
   return b.finish(out, o.add(dxRes, dNorm(L.attnNorm, n1.saved, dn1)));
 }
 
-export const gptNeoxBlockBackward: FamilyBlockBackward<NeoxConfig> = {
-  graph: gptNeoxBlockBackwardGraph,
-  rotary: () => "rope",
-  window: () => null,
-};
+/** Final LayerNorm and the LM head embed_out (untied unless the config ties it). */
+export function gptNeoxHeadBackward(o: Ops, c: NeoxConfig, x: string, w: HeadTrainWeights): { logits: string; backward(dLogits: string): string } {
+  return chain(x, [(h) => layerNormStep(o, h, w, "gpt_neox.final_layer_norm", c.layerNormEps), (h) => linearStep(o, h, w, gptNeoxFamily.headWeight(c, w))]);
+}

@@ -4,9 +4,10 @@
 // side. Weights are in topiary's [out, in] layout (the checkpoint view transposes Conv1D's
 // [in, out]), so the gradients are too: the layout the compressors and training see.
 import { gpt2Family, type Gpt2Config } from "../../models/gpt2.js";
-import { dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm, joinParts, splitParts } from "../graph-ops.js";
-import { BlockGraph, type BlockBackwardOptions } from "./block-graph.js";
-import type { FamilyBlockBackward } from "./family-block.js";
+import { type Ops, dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm, joinParts, splitParts } from "../graph-ops.js";
+import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
+import { BlockGraph } from "./block-graph.js";
+import { chain, layerNormStep, linearStep } from "./heads.js";
 
 const L = {
   attnNorm: "ln_1",
@@ -17,7 +18,7 @@ const L = {
   down: "mlp.c_proj",
 } as const;
 
-export function gpt2BlockBackwardGraph(c: Gpt2Config, layer: number, opts: BlockBackwardOptions): Uint8Array {
+export function gpt2BlockBackward(c: Gpt2Config, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
   const H = c.layers[layer]!.numHeads;
   const hd = c.headDim;
@@ -39,7 +40,7 @@ export function gpt2BlockBackwardGraph(c: Gpt2Config, layer: number, opts: Block
   const qkv = b.linear(L.qkv, n1.y, true);
   const heads = (t: string) => o.reshape(t, [B, seq, H, hd]);
   const [q, k, v] = splitParts(o, qkv.y, [A, A, A]) as [string, string, string];
-  const a = fAttention(o, heads(q), heads(k), heads(v), b.mask, att, { scale });
+  const a = fAttention(o, heads(q), heads(k), heads(v), b.mask(null), att, { scale });
   const oProj = b.linear(L.o, a.y, true);
   const x2 = o.add(x, oProj.y); //                                                         residual
   const n2 = norm(L.mlpNorm, x2);
@@ -57,8 +58,7 @@ export function gpt2BlockBackwardGraph(c: Gpt2Config, layer: number, opts: Block
   return b.finish(out, o.add(dx2, dNorm(L.attnNorm, n1.saved, dn1)));
 }
 
-export const gpt2BlockBackward: FamilyBlockBackward<Gpt2Config> = {
-  graph: gpt2BlockBackwardGraph,
-  rotary: () => null,
-  window: () => null,
-};
+/** Final LayerNorm ln_f and the LM head (tied: the token embeddings). */
+export function gpt2HeadBackward(o: Ops, c: Gpt2Config, x: string, w: HeadTrainWeights): { logits: string; backward(dLogits: string): string } {
+  return chain(x, [(h) => layerNormStep(o, h, w, "transformer.ln_f", c.layerNormEps), (h) => linearStep(o, h, w, gpt2Family.headWeight(c, w))]);
+}

@@ -2,9 +2,10 @@
 // activation MLP (ReLU); pre-norm (do_layer_norm_before) or OPT-350m's post-norm, where the
 // LayerNorms follow each residual add; LayerNorms without parameters when not elementwise-affine.
 import { optFamily, type OptConfig } from "../../models/opt.js";
-import { dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm } from "../graph-ops.js";
-import { BlockGraph, type BlockBackwardOptions } from "./block-graph.js";
-import type { FamilyBlockBackward } from "./family-block.js";
+import { type Ops, dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm } from "../graph-ops.js";
+import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
+import { BlockGraph } from "./block-graph.js";
+import { chain, layerNormStep, linearStep } from "./heads.js";
 
 /** torch.nn.LayerNorm's default eps (models/opt.ts). */
 const LN_EPS = 1e-5;
@@ -20,7 +21,7 @@ const L = {
   fc2: "fc2",
 } as const;
 
-export function optBlockBackwardGraph(c: OptConfig, layer: number, opts: BlockBackwardOptions): Uint8Array {
+export function optBlockBackward(c: OptConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
   const H = c.layers[layer]!.numHeads;
   const hd = c.headDim;
@@ -45,7 +46,7 @@ export function optBlockBackwardGraph(c: OptConfig, layer: number, opts: BlockBa
   const k = lin(L.k, h);
   const v = lin(L.v, h);
   const heads = (t: string) => o.reshape(t, [B, seq, H, hd]);
-  const a = fAttention(o, heads(q.y), heads(k.y), heads(v.y), b.mask, att);
+  const a = fAttention(o, heads(q.y), heads(k.y), heads(v.y), b.mask(null), att);
   const oProj = lin(L.o, a.y);
   const sum1 = o.add(x, oProj.y); //                                                       residual
   const post1 = c.preNorm ? null : norm(L.attnNorm, sum1);
@@ -70,8 +71,12 @@ export function optBlockBackwardGraph(c: OptConfig, layer: number, opts: BlockBa
   return b.finish(out, o.add(dSum1, n1 ? dNorm(L.attnNorm, n1.saved, dh) : dh));
 }
 
-export const optBlockBackward: FamilyBlockBackward<OptConfig> = {
-  graph: optBlockBackwardGraph,
-  rotary: () => null,
-  window: () => null,
-};
+/** Final LayerNorm (pre-norm models unless removed), project_out when the embeddings are narrower, LM head. */
+export function optHeadBackward(o: Ops, c: OptConfig, x: string, w: HeadTrainWeights): { logits: string; backward(dLogits: string): string } {
+  const base = "model.decoder.";
+  return chain(x, [
+    ...(c.finalNorm ? [(h: string) => layerNormStep(o, h, w, `${base}final_layer_norm`, LN_EPS, c.normAffine)] : []),
+    ...(c.embedDim !== c.hiddenSize ? [(h: string) => linearStep(o, h, w, `${base}project_out.weight`)] : []),
+    (h) => linearStep(o, h, w, optFamily.headWeight(c, w)),
+  ]);
+}

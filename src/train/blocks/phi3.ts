@@ -2,11 +2,11 @@
 // qkv_proj's output split into q | k | v, gate_up_proj's into gate | up — and an optionally
 // partial rotary embedding. The fused linears' gradients are the joined parts' gradients, so
 // they have the layout the compressors and the checkpoint use.
-import type { Phi3Config } from "../../models/phi3.js";
-import { phi3Family } from "../../models/phi3.js";
-import { dAttention, dGated, dPartialRope, dRmsNorm, fAttention, fGated, fPartialRope, fRmsNorm, joinParts, splitParts } from "../graph-ops.js";
-import { BlockGraph, type BlockBackwardOptions } from "./block-graph.js";
-import type { FamilyBlockBackward } from "./family-block.js";
+import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
+import { phi3Family, type Phi3Config } from "../../models/phi3.js";
+import { llamaHeadBackward } from "../llama-block.js";
+import { type Ops, dAttention, dGated, dPartialRope, dRmsNorm, fAttention, fGated, fPartialRope, fRmsNorm, joinParts, splitParts } from "../graph-ops.js";
+import { BlockGraph } from "./block-graph.js";
 
 const T = {
   inputNorm: "input_layernorm.weight",
@@ -17,12 +17,13 @@ const T = {
   down: "mlp.down_proj",
 } as const;
 
-export function phi3BlockBackwardGraph(c: Phi3Config, layer: number, opts: BlockBackwardOptions): Uint8Array {
+export function phi3BlockBackward(c: Phi3Config, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
   const { numHeads: H, numKvHeads: KV, headDim: hd, intermediateSize: F } = c;
   const b = new BlockGraph(opts, c.hiddenSize, phi3Family.layerTensors(c, layer));
   const { o, x, N } = b;
-  const { cos, sin } = b.rope(c.rotaryDim);
+  const { cos, sin } = b.rope("rope", c.rotaryDim);
+  const mask = b.mask(c.layerWindows[layer] ?? null);
   const att = { B, T: seq, H, KV, hd };
 
   // ---- forward, recomputed from the block input
@@ -31,7 +32,7 @@ export function phi3BlockBackwardGraph(c: Phi3Config, layer: number, opts: Block
   const [q, k, v] = splitParts(o, qkv.y, [H * hd, KV * hd, KV * hd]) as [string, string, string];
   const qr = fPartialRope(o, o.reshape(q, [B, seq, H, hd]), cos, sin, c.rotaryDim, hd);
   const kr = fPartialRope(o, o.reshape(k, [B, seq, KV, hd]), cos, sin, c.rotaryDim, hd);
-  const a = fAttention(o, qr, kr, o.reshape(v, [B, seq, KV, hd]), b.mask, att);
+  const a = fAttention(o, qr, kr, o.reshape(v, [B, seq, KV, hd]), mask, att);
   const oProj = b.linear(T.o, a.y, false);
   const x2 = o.add(x, oProj.y); //                                                         residual
   const n2 = fRmsNorm(o, x2, b.param(T.postNorm), c.rmsNormEps);
@@ -55,8 +56,7 @@ export function phi3BlockBackwardGraph(c: Phi3Config, layer: number, opts: Block
   return b.finish(out, o.add(dx2, r1.dx));
 }
 
-export const phi3BlockBackward: FamilyBlockBackward<Phi3Config> = {
-  graph: phi3BlockBackwardGraph,
-  rotary: () => "rope",
-  window: (c, layer) => c.layerWindows[layer] ?? null,
-};
+/** Final RMSNorm + LM head: Llama's (same tensor names). */
+export function phi3HeadBackward(o: Ops, c: Phi3Config, x: string, w: HeadTrainWeights): { logits: string; backward(dLogits: string): string } {
+  return llamaHeadBackward(o, c, x, w);
+}

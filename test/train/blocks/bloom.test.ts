@@ -1,7 +1,7 @@
 // BLOOM block backward (train/blocks/bloom.ts): finite differences and the recomputed forward.
 import { after, test } from "node:test";
 import { releaseSessions } from "../../../src/runtime/ort.js";
-import { checkBlock, report } from "./check-block.js";
+import { checkBlock, checkHead, report, reportHead } from "./check-block.js";
 
 after(releaseSessions);
 
@@ -24,4 +24,8 @@ test("BLOOM block: ALiBi, per-head interleaved query_key_value, LayerNorm, GELU 
 
 test("BLOOM block: residuals from the LayerNorm outputs (apply_residual_connection_post_layernorm), 6 heads", async () => {
   report("bloom post-norm residual", await checkBlock(bloom({ apply_residual_connection_post_layernorm: true, hidden_size: 24, n_head: 6, num_attention_heads: 6 })));
+});
+
+test("BLOOM head: ln_f, tied head", async () => {
+  reportHead("bloom", await checkHead(bloom()));
 });

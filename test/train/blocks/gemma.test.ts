@@ -1,7 +1,7 @@
 // Gemma 2 / Gemma 3 block backward (train/blocks/gemma.ts): finite differences and the recomputed forward.
 import { after, test } from "node:test";
 import { releaseSessions } from "../../../src/runtime/ort.js";
-import { checkBlock, report } from "./check-block.js";
+import { checkBlock, checkHead, report, reportHead } from "./check-block.js";
 
 after(releaseSessions);
 
@@ -33,4 +33,8 @@ test("Gemma 2 block, full-attention layer", async () => {
 test("Gemma 3 block: per-head q/k norms, local / global rotary base per layer", async () => {
   report("gemma3 sliding", await checkBlock(gemma(3), { layer: 0, T: 6 }));
   report("gemma3 full", await checkBlock(gemma(3), { layer: 1, T: 6 }));
+});
+
+test("Gemma 2 head: (1 + w) final norm, tied head, final-logit softcap", async () => {
+  reportHead("gemma2", await checkHead(gemma(2, { final_logit_softcapping: 3.0 })));
 });

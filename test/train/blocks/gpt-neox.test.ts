@@ -1,7 +1,7 @@
 // GPT-NeoX block backward (train/blocks/gpt-neox.ts): finite differences and the recomputed forward.
 import { after, test } from "node:test";
 import { releaseSessions } from "../../../src/runtime/ort.js";
-import { checkBlock, report } from "./check-block.js";
+import { checkBlock, checkHead, report, reportHead } from "./check-block.js";
 
 after(releaseSessions);
 
@@ -24,4 +24,8 @@ test("GPT-NeoX block: parallel residual, partial rotary (4 of 8 dims), interleav
 
 test("GPT-NeoX block: sequential residual, no attention biases, full rotary", async () => {
   report("gpt_neox sequential", await checkBlock(neox({ use_parallel_residual: false, attention_bias: false, rotary_pct: 1 })));
+});
+
+test("GPT-NeoX head: final LayerNorm, embed_out", async () => {
+  reportHead("gpt_neox", await checkHead(neox()));
 });

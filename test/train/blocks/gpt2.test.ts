@@ -1,7 +1,7 @@
 // GPT-2 block backward (train/blocks/gpt2.ts): finite differences and the recomputed forward.
 import { after, test } from "node:test";
 import { releaseSessions } from "../../../src/runtime/ort.js";
-import { checkBlock, report } from "./check-block.js";
+import { checkBlock, checkHead, report, reportHead } from "./check-block.js";
 
 after(releaseSessions);
 
@@ -27,4 +27,8 @@ test("GPT-2 block: LayerNorm, fused c_attn (q | k | v), biases, GELU (tanh)", as
 
 test("GPT-2 block: scale_attn_by_inverse_layer_idx on layer 1, no 1/√hd, erf GELU", async () => {
   report("gpt2 layer scale", await checkBlock(gpt2({ scale_attn_by_inverse_layer_idx: true, scale_attn_weights: false, activation_function: "gelu" }), { layer: 1 }));
+});
+
+test("GPT-2 head: ln_f, tied head", async () => {
+  reportHead("gpt2", await checkHead(gpt2()));
 });

@@ -1,7 +1,7 @@
 // OPT block backward (train/blocks/opt.ts): finite differences and the recomputed forward.
 import { after, test } from "node:test";
 import { releaseSessions } from "../../../src/runtime/ort.js";
-import { checkBlock, report } from "./check-block.js";
+import { checkBlock, checkHead, report, reportHead } from "./check-block.js";
 
 after(releaseSessions);
 
@@ -28,4 +28,9 @@ test("OPT block, post-norm (OPT-350m's do_layer_norm_before false)", async () =>
 
 test("OPT block, LayerNorms without parameters and linears without biases, GELU", async () => {
   report("opt no affine / no bias / gelu", await checkBlock(opt({ layer_norm_elementwise_affine: false, enable_bias: false, activation_function: "gelu" })));
+});
+
+test("OPT head: final LayerNorm and project_out (word_embed_proj_dim 8); post-norm: no final norm", async () => {
+  reportHead("opt project_out", await checkHead(opt({ word_embed_proj_dim: 8 })));
+  reportHead("opt post-norm", await checkHead(opt({ do_layer_norm_before: false })));
 });

@@ -1,7 +1,7 @@
 // Phi-3 block backward (train/blocks/phi3.ts): finite differences and the recomputed forward.
 import { after, test } from "node:test";
 import { releaseSessions } from "../../../src/runtime/ort.js";
-import { checkBlock, report } from "./check-block.js";
+import { checkBlock, checkHead, report, reportHead } from "./check-block.js";
 
 after(releaseSessions);
 
@@ -23,4 +23,8 @@ test("Phi-3 block: fused qkv_proj / gate_up_proj, GQA, full rotary", async () =>
 
 test("Phi-3 block: partial rotary (factor 0.5) and a sliding window shorter than the sequence", async () => {
   report("phi3 partial rotary + window", await checkBlock(phi3({ partial_rotary_factor: 0.5, sliding_window: 3 }), { T: 6 }));
+});
+
+test("Phi-3 head: final RMSNorm, untied LM head", async () => {
+  reportHead("phi3", await checkHead(phi3()));
 });
