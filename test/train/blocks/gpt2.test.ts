@@ -32,3 +32,8 @@ test("GPT-2 block: scale_attn_by_inverse_layer_idx on layer 1, no 1/√hd, erf G
 test("GPT-2 head: ln_f, tied head", async () => {
   reportHead("gpt2", await checkHead(gpt2()));
 });
+
+test("GPT-2 block after structured pruning: layer 0 with 3 of 4 heads (c_attn 3·12 rows) and 10 channels", async () => {
+  const sp = { num_attention_heads: [3, 4], num_key_value_heads: [3, 4], intermediate_size: [10, 24] };
+  report("gpt2 pruned layer", await checkBlock(gpt2({ structured_pruning: sp }), { layer: 0 }));
+});

@@ -34,3 +34,8 @@ test("OPT head: final LayerNorm and project_out (word_embed_proj_dim 8); post-no
   reportHead("opt project_out", await checkHead(opt({ word_embed_proj_dim: 8 })));
   reportHead("opt post-norm", await checkHead(opt({ do_layer_norm_before: false })));
 });
+
+test("OPT block after structured pruning: layer 1 with 2 of 4 heads, 10 channels, compensation biases on linears without bias", async () => {
+  const sp = { num_attention_heads: [4, 2], num_key_value_heads: [4, 2], intermediate_size: [24, 10], o_proj_bias: [false, true], down_proj_bias: [false, true] };
+  report("opt pruned layer", await checkBlock(opt({ num_hidden_layers: 2, enable_bias: false, structured_pruning: sp }), { layer: 1 }));
+});
