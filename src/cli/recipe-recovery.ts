@@ -30,13 +30,16 @@ export async function runRecipeWithRecovery(original: string, o: Flags): Promise
   const calibration = needsCalibration ? loadCalibration(o, base, TextTokenizer.load(original)) : null;
   base.close();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "topiary-recipe-"));
+  // what the earlier segments did, recorded in the final topiary.json (their folders are temporary)
+  const history: Record<string, unknown>[] = [];
   try {
     let input = original;
     for (const [k, seg] of segments.entries()) {
       const last = k === segments.length - 1;
       const out = last ? o.out : path.join(work, `segment-${k + 1}`);
+      const record = last && history.length ? { source: path.resolve(original), recipe_segments: history } : undefined;
       if (seg.kind === "compress") {
-        const job = { modelDir: input, outDir: out, overwrite: last ? o.overwrite : false, stages: seg.stages, calibration, writer: last ? writer : denseWriter() };
+        const job = { modelDir: input, outDir: out, overwrite: last ? o.overwrite : false, stages: seg.stages, calibration, writer: last ? writer : denseWriter(), record };
         await runJobWithProgress(job, seg.stages.map((s) => s.method), Boolean(o.json));
       } else {
         const s = seg.stage;
@@ -50,6 +53,7 @@ export async function runRecipeWithRecovery(original: string, o: Flags): Promise
           outDir: out,
           overwrite: last ? o.overwrite : false,
           mode: s.mode,
+          record,
           options: {
             steps: s.steps,
             batch: s.batch,
@@ -71,9 +75,28 @@ export async function runRecipeWithRecovery(original: string, o: Flags): Promise
         const line = { stage: k + 1, method: "recover", mode: s.mode, steps: losses.length, finalLoss: losses.at(-1) };
         console.log(o.json ? JSON.stringify(line) : `recover (${s.mode}, ${s.loss}): ${losses.length} steps, final loss ${losses.at(-1)?.toFixed(4)}`);
       }
+      if (!last) history.push(segmentSummary(k + 1, seg.kind, out));
       input = out;
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The parts of a segment's topiary.json worth keeping in the final one. */
+function segmentSummary(segment: number, kind: "compress" | "recover", dir: string): Record<string, unknown> {
+  const r = JSON.parse(fs.readFileSync(path.join(dir, "topiary.json"), "utf8")) as Record<string, unknown>;
+  const sparsity = r.sparsity as { zeros: number; student_zeros: number; same_zeros_every_linear: boolean } | undefined;
+  return {
+    segment,
+    kind,
+    recipe: r.recipe,
+    ...(kind === "compress"
+      ? { totals: r.totals }
+      : {
+          steps_run: (r.loss_curve as number[]).length,
+          final_loss: (r.loss_curve as number[]).at(-1) ?? null,
+          sparsity: sparsity && { zeros: sparsity.zeros, student_zeros: sparsity.student_zeros, same_zeros_every_linear: sparsity.same_zeros_every_linear },
+        }),
+  };
 }

@@ -28,6 +28,8 @@ export interface RecoverJob {
   mode: RecoverJobMode;
   /** evalIds come from evalFile */
   options: Omit<RecoverOptions, "evalIds" | "mode"> & { calibrationWindows?: number };
+  /** more to record in topiary.json (a recipe's earlier segments), under these keys */
+  record?: Record<string, unknown>;
   onStep?: (s: StepInfo & { layer?: number }) => void;
   onEval?: (e: EvalPoint) => void;
 }
@@ -145,6 +147,7 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
       sparsity: zeroReport(student, result.weights),
       versions: { node: process.versions.node, onnxruntime: runtimeVersion() },
       seconds: (performance.now() - t0) / 1000,
+      ...job.record,
     };
     const trained = studentWith(student, result.weights);
     await writeDirAtomic(
@@ -158,7 +161,7 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
     );
     if (result.stopped) {
       const s = result.stopped;
-      const kept = s.keptStep <= 0 ? "the student's own weights" : `the weights of step ${s.keptStep + 1} (its loss was finite)`;
+      const kept = "kept" in s ? s.kept : s.keptStep <= 0 ? "the student's own weights" : `the weights of step ${s.keptStep + 1} (its loss was finite)`;
       throw new FormatError(job.outDir, `${s.reason} at step ${s.step} (lr ${o.lr}); training stopped, ${kept} were written here`);
     }
     return { outDir: job.outDir, record };

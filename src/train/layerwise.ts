@@ -16,7 +16,8 @@ export interface LayerwiseResult {
   losses: number[];
   evals: EvalPoint[];
   weights: Map<string, Float32Array>;
-  stopped: { step: number; reason: string; keptStep: number } | null;
+  /** set when training stopped early; `kept` says which weights were kept, in words */
+  stopped: { step: number; reason: string; keptStep: number; kept: string } | null;
   trainSeconds: number;
   tokensPerSecond: number;
   trainable: number;
@@ -34,6 +35,14 @@ async function runAll(model: CausalLM, layer: number, x: Float32Array, windows: 
     out.set(r.hidden, w * T * D);
   }
   return out;
+}
+
+/** Which weights a stop keeps, in words: blocks before `block` trained, `block` after `updates` updates. */
+function keptWords(block: number, updates: number): string {
+  if (block === 0 && updates <= 0) return "the student's own weights";
+  const before = block === 0 ? "" : block === 1 ? "block 0 trained, " : `blocks 0–${block - 1} trained, `;
+  const self = updates <= 0 ? `block ${block} as the student's` : `block ${block} after ${updates} update${updates === 1 ? "" : "s"} (its last finite loss)`;
+  return `the weights with ${before}${self}, the rest the student's own,`;
 }
 
 function gather(x: Float32Array, picks: number[], rowSize: number): Float32Array {
@@ -66,7 +75,9 @@ export async function layerwiseDistill(
   let trainable = 0;
   const t0 = performance.now();
   const rowSize = T * D;
-  for (let i = 0; i < student.numLayers; i++) {
+  let stopped: LayerwiseResult["stopped"] = null;
+  let trained = 0;
+  blocks: for (let i = 0; i < student.numLayers; i++) {
     const yt = await runAll(teacher, i, xt, windows, T, B);
     const layer = new Map(student.layerWeights(i));
     const params: Param[] = student.linears(i).map((l) => {
@@ -77,9 +88,16 @@ export async function layerwiseDistill(
       const mask = zeros >= 0.01 * value.length ? Uint8Array.from(value, (v) => (v === 0 ? 0 : 1)) : null;
       return { name: `${l.suffix}.weight`, value, mask };
     });
+    const keep = () => {
+      for (const l of student.linears(i)) weights.set(`${l.name}.weight`, layer.get(`${l.suffix}.weight`)!);
+    };
     trainable += params.reduce((a, p) => a + (p.mask ? p.mask.reduce((x, y) => x + y, 0) : p.value.length), 0);
     const opt = new AdamW({ ...ADAMW_DEFAULTS, weightDecay: o.weightDecay });
+    // the block's weights before the last update: what is kept when the next loss is not finite
+    const previous = params.map((p) => p.value.slice());
+    const rollBack = () => params.forEach((p, k) => p.value.set(previous[k]!));
     for (let s = 1; s <= o.steps; s++) {
+      const done = i * o.steps + s;
       const picks = Array.from({ length: B }, () => rng.int(windows));
       const x = gather(xs, picks, rowSize);
       const y = gather(yt, picks, rowSize);
@@ -93,7 +111,12 @@ export async function layerwiseDistill(
       }
       const loss = err / ref;
       if (!Number.isFinite(loss)) {
-        return { losses, evals: [], weights, stopped: { step: s, reason: `block ${i}: loss is ${loss}`, keptStep: 0 }, trainSeconds: (performance.now() - t0) / 1000, tokensPerSecond: 0, trainable };
+        // step s ran the weights after update s−1; the last good ones are those before it (the
+        // student's own at s = 1, where only the inputs can be at fault: they are checked below)
+        rollBack();
+        keep();
+        stopped = { step: done, reason: `block ${i}: loss is ${loss}`, keptStep: done - 2, kept: keptWords(i, s - 2) };
+        break blocks;
       }
       const gradOut = new Float32Array(out.length);
       for (let k = 0; k < out.length; k++) gradOut[k] = (2 * (out[k]! - y[k]!)) / ref;
@@ -104,24 +127,39 @@ export async function layerwiseDistill(
         return g;
       });
       const norm = gradNorm(grads);
+      if (!Number.isFinite(norm)) {
+        // the weights that gave this finite loss are kept
+        keep();
+        stopped = { step: done, reason: `block ${i}: gradient norm is ${norm}`, keptStep: done - 1, kept: keptWords(i, s - 1) };
+        break blocks;
+      }
+      losses.push(loss);
+      trained++;
       clipGradients(grads, norm, o.clip);
+      params.forEach((p, k) => previous[k]!.set(p.value));
       const lr = learningRate(s, o.lr, o.steps, o.warmup);
       opt.step(params, grads, lr);
-      losses.push(loss);
       const seconds = (performance.now() - t0) / 1000;
-      const done = i * o.steps + s;
       hooks.onStep?.({ step: done, steps: o.steps * student.numLayers, loss, lr, gradNorm: norm, seconds, tokensPerSecond: (done * B * T) / seconds, layer: i });
     }
-    for (const l of student.linears(i)) weights.set(`${l.name}.weight`, layer.get(`${l.suffix}.weight`)!);
     xs = await runAll(student, i, xs, windows, T, B, layer);
+    if (!xs.every(Number.isFinite)) {
+      // no loss ever saw the block's last update: it is the one at fault
+      rollBack();
+      keep();
+      const done = (i + 1) * o.steps;
+      stopped = { step: done, reason: `block ${i}: its outputs are not finite after its last update`, keptStep: done - 1, kept: keptWords(i, o.steps - 1) };
+      break;
+    }
+    keep();
     xt = yt;
   }
   const trainSeconds = (performance.now() - t0) / 1000;
   const evals: EvalPoint[] = [];
-  if (o.evalIds) {
+  if (o.evalIds && !stopped) {
     const r = await perplexity(studentWith(student, weights), o.evalIds, { seqlen: o.evalSeqlen, limitWindows: o.evalLimitWindows });
     evals.push({ step: o.steps * student.numLayers, perplexity: r.perplexity });
     hooks.onEval?.(evals[0]!);
   }
-  return { losses, evals, weights, stopped: null, trainSeconds, tokensPerSecond: (o.steps * student.numLayers * B * T) / trainSeconds, trainable };
+  return { losses, evals, weights, stopped, trainSeconds, tokensPerSecond: (trained * B * T) / trainSeconds, trainable };
 }
