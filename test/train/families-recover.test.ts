@@ -11,7 +11,7 @@ import { buildStage } from "../../src/compress/registry.js";
 import { calibrationWindows } from "../../src/data/calibration.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { runRecovery } from "../../src/train/job.js";
+import { runRecovery, type RecoverJob } from "../../src/train/job.js";
 import { DATA, REFERENCE, tempDir } from "../helpers.js";
 
 after(releaseSessions);
@@ -24,39 +24,70 @@ const calibText = fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "
 const trainText = path.join(work, "train.txt");
 fs.writeFileSync(trainText, calibText.slice(0, 240));
 
+/** A SparseGPT-50 % student of checkpoint `name` (made once). */
+const students = new Map<string, Promise<string>>();
+function studentOf(name: string): Promise<string> {
+  let p = students.get(name);
+  if (!p) {
+    const dir = path.join(ARCHITECTURES, name);
+    const tok = TextTokenizer.load(dir);
+    const batch = calibrationWindows(tok.encode(calibText), { nsamples: 4, seqlen: 64, sampling: "first", seed: 0 });
+    const student = path.join(work, `${name}-sparsegpt`);
+    p = runCompression({
+      modelDir: dir,
+      outDir: student,
+      stages: [buildStage({ method: "sparsegpt", sparsity: 0.5 }, "test")],
+      calibration: { batch, info: { file: "train.txt", sha256: "", tokens: 0, nsamples: 4, seqlen: 64, sampling: "first", seed: 0 } },
+      writer: writerFor("dense"),
+    }).then(() => student);
+    students.set(name, p);
+  }
+  return p;
+}
+
+type Record_ = { loss_curve: number[]; sparsity: { zeros: number; student_zeros: number; same_zeros_every_linear: boolean } };
+
+async function recoverFamily(name: string, mode: RecoverJob["mode"], steps: number): Promise<Record_> {
+  const dir = path.join(ARCHITECTURES, name);
+  const T = TextTokenizer.load(dir).encode(fs.readFileSync(trainText, "utf8")).length;
+  const { record } = await runRecovery({
+    studentDir: await studentOf(name),
+    teacherDir: dir,
+    dataFile: trainText,
+    evalFile: null,
+    outDir: path.join(work, `${name}-${mode}`),
+    mode,
+    options: { steps, batch: 2, seqlen: T, lr: 1e-3, warmup: 1, weightDecay: 0, clip: 0, seed: 0, loss: "kl", temperature: 1, rank: 4, alpha: 8, evalSeqlen: T, evalEvery: 0, calibrationWindows: 4 },
+  });
+  const r = record as Record_;
+  assert.ok(r.loss_curve.length > 0 && r.loss_curve.every(Number.isFinite), `finite losses: ${r.loss_curve}`);
+  assert.ok(r.sparsity.zeros > 0);
+  assert.equal(r.sparsity.zeros, r.sparsity.student_zeros);
+  assert.ok(r.sparsity.same_zeros_every_linear);
+  return r;
+}
+
 describe("recover (masked, KL) on a SparseGPT-50 % student of every family", present, () => {
   for (const name of FAMILIES) {
     test(name, async () => {
-      const dir = path.join(ARCHITECTURES, name);
-      const tok = TextTokenizer.load(dir);
-      const batch = calibrationWindows(tok.encode(calibText), { nsamples: 4, seqlen: 64, sampling: "first", seed: 0 });
-      const student = path.join(work, `${name}-sparsegpt`);
-      await runCompression({
-        modelDir: dir,
-        outDir: student,
-        stages: [buildStage({ method: "sparsegpt", sparsity: 0.5 }, "test")],
-        calibration: { batch, info: { file: "train.txt", sha256: "", tokens: 0, nsamples: 4, seqlen: 64, sampling: "first", seed: 0 } },
-        writer: writerFor("dense"),
-      });
-      const T = tok.encode(fs.readFileSync(trainText, "utf8")).length;
-      const { record } = await runRecovery({
-        studentDir: student,
-        teacherDir: dir,
-        dataFile: trainText,
-        evalFile: null,
-        outDir: path.join(work, `${name}-recovered`),
-        mode: "masked",
-        options: { steps: 5, batch: 2, seqlen: T, lr: 1e-3, warmup: 1, weightDecay: 0, clip: 0, seed: 0, loss: "kl", temperature: 1, rank: 8, alpha: 16, evalSeqlen: T, evalEvery: 0 },
-      });
-      const r = record as { loss_curve: number[]; sparsity: { zeros: number; student_zeros: number; same_zeros_every_linear: boolean } };
+      const r = await recoverFamily(name, "masked", 5);
       console.log(`# ${name}: loss ${r.loss_curve.map((l) => l.toFixed(4)).join(" → ")}`);
       assert.equal(r.loss_curve.length, 5);
-      assert.ok(r.loss_curve.every(Number.isFinite), `finite losses: ${r.loss_curve}`);
       // the same batch every step, a small learning rate: each step lowers the loss
       for (let i = 1; i < r.loss_curve.length; i++) assert.ok(r.loss_curve[i]! < r.loss_curve[i - 1]!, `step ${i + 1}: loss ${r.loss_curve[i - 1]} → ${r.loss_curve[i]}`);
-      assert.ok(r.sparsity.zeros > 0);
-      assert.equal(r.sparsity.zeros, r.sparsity.student_zeros);
-      assert.ok(r.sparsity.same_zeros_every_linear);
     });
+  }
+});
+
+// LoRA (re-masked after the merge) and layer-wise on the fused-linear families: Phi-3's q | k | v
+// side by side, GPT-NeoX's interleaved per head
+describe("recover (LoRA, layer-wise) on fused-linear families", present, () => {
+  for (const name of ["phi3", "gpt_neox"]) {
+    for (const mode of ["lora", "layerwise"] as const) {
+      test(`${name} ${mode}`, async () => {
+        const r = await recoverFamily(name, mode, 2);
+        console.log(`# ${name} ${mode}: loss ${r.loss_curve.map((l) => l.toFixed(4)).join(" ")}`);
+      });
+    }
   }
 });
