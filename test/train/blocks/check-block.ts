@@ -1,7 +1,8 @@
 // The two checks of a family's block backward (train/blocks/<family>.ts) on a tiny random model:
 //   - float64 central finite differences, loss = Σ out ⊙ R for a fixed random R (so d loss / d out
 //     = R), probed at random entries of every layer tensor (linears, biases, norms) and of the input;
-//   - float32: the forward the backward graph recomputes equals the family's own forward graph.
+//   - float32: the forward the backward graph recomputes equals the family's own forward graph, and
+//     the float32 gradients (the graph training runs) equal the float64 ones.
 // And of its head (`train.headBackward` inside the head + KL loss graph): d loss / d hidden against
 // finite differences (float64), its logits against the model's own head graph (float32).
 import assert from "node:assert/strict";
@@ -18,6 +19,8 @@ export interface BlockCheck {
   fdWorst: number;
   /** max |Δ| of the recomputed forward vs the model's forward graph (float32) */
   forwardDiff: number;
+  /** worst ‖Δ‖/‖g‖ of a float32 gradient against the float64 one */
+  grad32: number;
 }
 
 export async function checkBlock(shape: SyntheticShape, opts: { layer?: number; B?: number; T?: number; probes?: number } = {}): Promise<BlockCheck> {
@@ -75,11 +78,28 @@ export async function checkBlock(shape: SyntheticShape, opts: { layer?: number; 
   let diff = 0;
   for (let i = 0; i < fwd.length; i++) diff = Math.max(diff, Math.abs(fwd[i]! - r32.out[i]!));
   assert.ok(diff < 2e-5, `recomputed forward: max |Δ| ${diff}`);
-  return { fdWorst: worst, forwardDiff: diff };
+  // the float32 graph (what training runs; GELU through the Erf op) gives the float64 gradients
+  const g32 = await blockBackward(config, layer, B, T, x32, new Map([...w64].map(([k, v]) => [k, Float32Array.from(v)])), Float32Array.from(R), { normGrads: true });
+  let grad32 = 0;
+  const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0));
+  // k_proj's bias has a zero gradient (it shifts all of a query's scores by one constant): float32
+  // leaves rounding noise there, so norms below 1e-3 of the input gradient's are compared to that
+  const floor = 1e-3 * norm(g.gradHidden);
+  const relative = (a: Float32Array, b: Float64Array) => {
+    let num = 0;
+    for (let i = 0; i < b.length; i++) num += (a[i]! - b[i]!) ** 2;
+    return Math.sqrt(num) / Math.max(norm(b), floor);
+  };
+  for (const [suffix, g64] of [...g.grads, ["hidden", g.gradHidden] as const]) {
+    const e = relative(suffix === "hidden" ? g32.gradHidden : g32.grads.get(suffix)!, g64);
+    grad32 = Math.max(grad32, e);
+    assert.ok(e < 1e-4, `${suffix}: float32 gradient ‖Δ‖/‖g‖ ${e} against float64`);
+  }
+  return { fdWorst: worst, forwardDiff: diff, grad32 };
 }
 
 export function report(name: string, r: BlockCheck): void {
-  console.log(`# ${name}: worst relative error vs finite differences ${r.fdWorst.toExponential(2)}, forward max |Δ| ${r.forwardDiff.toExponential(2)}`);
+  console.log(`# ${name}: worst relative error vs finite differences ${r.fdWorst.toExponential(2)}, forward max |Δ| ${r.forwardDiff.toExponential(2)}, float32 gradients ‖Δ‖/‖g‖ ≤ ${r.grad32.toExponential(2)}`);
 }
 
 export interface HeadCheck {
