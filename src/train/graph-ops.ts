@@ -1,7 +1,7 @@
 // The backward pass as ONNX graph pieces: each op a forward `f…` that returns what its backward
 // needs, and a backward `d…` that turns the output's gradient into the inputs' (and parameters')
-// gradients. A family's block backward (train/llama-block.ts) composes them in the order of its
-// forward, the way models/llama.ts composes the forward ops.
+// gradients. A family's block backward (train/llama-block.ts, train/blocks/<family>.ts) composes
+// them in the order of its forward, the way models/<family>.ts composes the forward ops.
 //
 // Why graphs and not TS element-wise code around runtime GEMMs: a decoder block's backward is
 // ~25 GEMMs and ~60 element-wise ops. As one onnxruntime graph it is one session run per block:
