@@ -18,6 +18,7 @@ import { splitInterleavedQkv } from "./fused-ops.js";
 import { alibiSlopes } from "./fused-layout.js";
 import { LAYERNORM_EPS, layerNormGguf } from "./gguf-layernorm.js";
 import { activation, layerNorm } from "./graph-ops.js";
+import { bloomBlockBackward, bloomHeadBackward } from "../train/blocks/bloom.js";
 
 const bloomConfigSchema = z.looseObject({
   architectures: z.array(z.string()).min(1),
@@ -200,6 +201,12 @@ export const bloomFamily: FamilyAdapter<BloomConfig> = {
   head(g, _ctx, w, c, x) {
     const head = headWeight(c, w).replace(/\.weight$/, "");
     return w.linear(norm(g, w, c, BLOOM_TENSORS.finalNorm, x), head, false);
+  },
+
+  // recovery training; arrows so the import cycle with train/blocks/ resolves at call time
+  train: {
+    blockBackward: (c, layer, opts) => bloomBlockBackward(c, layer, opts),
+    headBackward: (o, c, x, w) => bloomHeadBackward(o, c, x, w),
   },
 
   checkpointView: {

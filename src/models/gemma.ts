@@ -20,6 +20,7 @@ import { GgufMeta } from "./gguf-meta.js";
 import { activation, ACTIVATIONS, rmsNorm, rotateHalf, softcap } from "./graph-ops.js";
 import { EMBED_TOKENS, FINAL_NORM, layerPrefix, LM_HEAD } from "./llama.js";
 import { inverseFrequencies, parseRopeScaling, type RopeScaling } from "./rope.js";
+import { gemmaBlockBackward, gemmaHeadBackward } from "../train/blocks/gemma.js";
 
 const ropeParams = z.looseObject({
   rope_type: z.string().optional(),
@@ -255,6 +256,12 @@ function gemmaFamily(version: 2 | 3): FamilyAdapter<GemmaConfig> {
       const head = c.tieWordEmbeddings && !w.has(LM_HEAD) ? EMBED_TOKENS : LM_HEAD;
       const logits = w.linear(gemmaNorm(g, x, w.param(FINAL_NORM), c.rmsNormEps), head.replace(/\.weight$/, ""), false);
       return c.finalSoftcap ? softcap(g, logits, c.finalSoftcap) : logits;
+    },
+
+    // recovery training; arrows so the import cycle with train/blocks/ resolves at call time
+    train: {
+      blockBackward: (c, layer, opts) => gemmaBlockBackward(c, layer, opts),
+      headBackward: (o, c, x, w) => gemmaHeadBackward(o, c, x, w),
     },
 
     // convert_hf_to_gguf.py Gemma2Model / Gemma3Model: norms stored as 1 + w, NEOX rope (no permutation)

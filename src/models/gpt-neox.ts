@@ -21,6 +21,7 @@ import { partialRope, splitInterleavedQkv } from "./fused-ops.js";
 import { LAYERNORM_EPS, layerNormGguf, USE_PARALLEL_RESIDUAL } from "./gguf-layernorm.js";
 import { activation, ACTIVATIONS, layerNorm } from "./graph-ops.js";
 import { inverseFrequencies, parseRopeScaling, type RopeScaling } from "./rope.js";
+import { gptNeoxBlockBackward, gptNeoxHeadBackward } from "../train/blocks/gpt-neox.js";
 
 const ropeParams = z.looseObject({
   rope_type: z.string().optional(),
@@ -245,6 +246,12 @@ export const gptNeoxFamily: FamilyAdapter<NeoxConfig> = {
   head(g, _ctx, w, c, x) {
     const head = headWeight(c, w).replace(/\.weight$/, "");
     return w.linear(norm(g, w, c, NEOX_TENSORS.finalNorm, x), head, false);
+  },
+
+  // recovery training; arrows so the import cycle with train/blocks/ resolves at call time
+  train: {
+    blockBackward: (c, layer, opts) => gptNeoxBlockBackward(c, layer, opts),
+    headBackward: (o, c, x, w) => gptNeoxHeadBackward(o, c, x, w),
   },
 
   checkpointView: {

@@ -17,6 +17,7 @@ import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
 import { keepLayersRaw, layerStructures, structuredPruningRaw, type LayerStructure } from "./structure.js";
 import { LAYERNORM_EPS, layerNormGguf } from "./gguf-layernorm.js";
 import { activation, ACTIVATIONS, layerNorm, splitLast } from "./graph-ops.js";
+import { gpt2BlockBackward, gpt2HeadBackward } from "../train/blocks/gpt2.js";
 
 const gpt2ConfigSchema = z.looseObject({
   architectures: z.array(z.string()).min(1),
@@ -269,6 +270,12 @@ export const gpt2Family: FamilyAdapter<Gpt2Config> = {
     },
     prune: (c, layers) => parseGpt2Config("config.json (structured pruning)", structuredPruningRaw(c.raw, c.layers, layers)),
     keepLayers: (c, keep) => parseGpt2Config("config.json (structured pruning)", keepLayersRaw(c.raw, keep, "n_layer")),
+  },
+
+  // recovery training; arrows so the import cycle with train/blocks/ resolves at call time
+  train: {
+    blockBackward: (c, layer, opts) => gpt2BlockBackward(c, layer, opts),
+    headBackward: (o, c, x, w) => gpt2HeadBackward(o, c, x, w),
   },
 
   checkpointView: {

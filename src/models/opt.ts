@@ -16,6 +16,7 @@ import { layerCount, describeZodError, eosList, tokenIds, type ModelConfig } fro
 import type { FamilyAdapter, GraphWeights, LinearSpec } from "./family.js";
 import { keepLayersRaw, layerStructures, standardUnits, structuredPruningRaw, type LayerStructure } from "./structure.js";
 import { activation, ACTIVATIONS, layerNorm } from "./graph-ops.js";
+import { optBlockBackward, optHeadBackward } from "../train/blocks/opt.js";
 
 const optConfigSchema = z.looseObject({
   architectures: z.array(z.string()).min(1),
@@ -251,6 +252,12 @@ export const optFamily: FamilyAdapter<OptConfig> = {
       }),
     prune: (c, layers) => parseOptConfig("config.json (structured pruning)", structuredPruningRaw(c.raw, c.layers, layers)),
     keepLayers: (c, keep) => parseOptConfig("config.json (structured pruning)", keepLayersRaw(c.raw, keep, "num_hidden_layers")),
+  },
+
+  // recovery training; arrows so the import cycle with train/blocks/ resolves at call time
+  train: {
+    blockBackward: (c, layer, opts) => optBlockBackward(c, layer, opts),
+    headBackward: (o, c, x, w) => optHeadBackward(o, c, x, w),
   },
 
   checkpointView: {

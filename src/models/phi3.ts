@@ -14,6 +14,7 @@ import { GgufMeta } from "./gguf-meta.js";
 import { activation, rmsNorm, rotateHalf, splitLast } from "./graph-ops.js";
 import { EMBED_TOKENS, FINAL_NORM, layerPrefix, LM_HEAD, parseLlamaConfig, type LlamaConfig } from "./llama.js";
 import { inverseFrequencies } from "./rope.js";
+import { phi3BlockBackward, phi3HeadBackward } from "../train/blocks/phi3.js";
 
 export interface Phi3Config extends LlamaConfig {
   /** rotated dimensions of each head (head_dim · partial_rotary_factor) */
@@ -132,6 +133,12 @@ export const phi3Family: FamilyAdapter<Phi3Config> = {
   head(g, _ctx, w, c, x) {
     const head = c.tieWordEmbeddings && !w.has(LM_HEAD) ? EMBED_TOKENS : LM_HEAD;
     return w.linear(rmsNorm(g, x, w.param(FINAL_NORM), c.rmsNormEps), head.replace(/\.weight$/, ""), false);
+  },
+
+  // recovery training; arrows so the import cycle with train/blocks/ resolves at call time
+  train: {
+    blockBackward: (c, layer, opts) => phi3BlockBackward(c, layer, opts),
+    headBackward: (o, c, x, w) => phi3HeadBackward(o, c, x, w),
   },
 
   // convert_hf_to_gguf.py Phi3MiniModel: fused tensors as stored, NEOX rope (no q/k permutation)

@@ -1,0 +1,82 @@
+// Backward of the OPT decoder block (models/opt.ts): LayerNorm, biases, multi-head attention, an
+// activation MLP (ReLU); pre-norm (do_layer_norm_before) or OPT-350m's post-norm, where the
+// LayerNorms follow each residual add; LayerNorms without parameters when not elementwise-affine.
+import { optFamily, type OptConfig } from "../../models/opt.js";
+import { type Ops, dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm } from "../graph-ops.js";
+import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
+import { BlockGraph } from "./block-graph.js";
+import { chain, layerNormStep, linearStep } from "./heads.js";
+
+/** torch.nn.LayerNorm's default eps (models/opt.ts). */
+const LN_EPS = 1e-5;
+
+const L = {
+  attnNorm: "self_attn_layer_norm",
+  q: "self_attn.q_proj",
+  k: "self_attn.k_proj",
+  v: "self_attn.v_proj",
+  o: "self_attn.out_proj",
+  mlpNorm: "final_layer_norm",
+  fc1: "fc1",
+  fc2: "fc2",
+} as const;
+
+export function optBlockBackward(c: OptConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
+  const { B, T: seq } = opts;
+  const H = c.layers[layer]!.numHeads;
+  const hd = c.headDim;
+  const specs = new Map(optFamily.linears(c, layer).map((s) => [s.suffix, s]));
+  const b = new BlockGraph(opts, c.hiddenSize, optFamily.layerTensors(c, layer));
+  const { o, x, N } = b;
+  const att = { B, T: seq, H, KV: H, hd };
+  const lin = (suffix: string, input: string) => b.linear(suffix, input, specs.get(suffix)!.hasBias);
+  const norm = (name: string, input: string) =>
+    fLayerNorm(o, input, c.normAffine ? b.param(`${name}.weight`) : null, c.normAffine ? b.param(`${name}.bias`) : null, LN_EPS);
+  const dNorm = (name: string, saved: ReturnType<typeof fLayerNorm>["saved"], dy: string) => {
+    const r = dLayerNorm(o, saved, dy, opts.normGrads);
+    b.paramGrad(`${name}.weight`, r.dw);
+    b.paramGrad(`${name}.bias`, r.db);
+    return r.dx;
+  };
+
+  // ---- forward, recomputed from the block input
+  const n1 = c.preNorm ? norm(L.attnNorm, x) : null;
+  const h = n1 ? n1.y : x;
+  const q = lin(L.q, h);
+  const k = lin(L.k, h);
+  const v = lin(L.v, h);
+  const heads = (t: string) => o.reshape(t, [B, seq, H, hd]);
+  const a = fAttention(o, heads(q.y), heads(k.y), heads(v.y), b.mask(null), att);
+  const oProj = lin(L.o, a.y);
+  const sum1 = o.add(x, oProj.y); //                                                       residual
+  const post1 = c.preNorm ? null : norm(L.attnNorm, sum1);
+  const x2 = post1 ? post1.y : sum1;
+  const n2 = c.preNorm ? norm(L.mlpNorm, x2) : null;
+  const h2 = n2 ? n2.y : x2;
+  const fc1 = lin(L.fc1, h2);
+  const act = fActivation(o, c.hiddenAct, fc1.y);
+  const fc2 = lin(L.fc2, act.y);
+  const sum2 = o.add(x2, fc2.y); //                                                        residual
+  const post2 = c.preNorm ? null : norm(L.mlpNorm, sum2);
+  const out = post2 ? post2.y : sum2;
+
+  // ---- backward, in reverse
+  const dSum2 = post2 ? dNorm(L.mlpNorm, post2.saved, b.dOut) : b.dOut;
+  const dh2 = b.backLinear(fc1, dActivation(o, act.saved, b.backLinear(fc2, dSum2)));
+  const dx2 = o.add(dSum2, n2 ? dNorm(L.mlpNorm, n2.saved, dh2) : dh2);
+  const dSum1 = post1 ? dNorm(L.attnNorm, post1.saved, dx2) : dx2;
+  const da = dAttention(o, a.saved, b.backLinear(oProj, dSum1), att);
+  const flat = (t: string) => o.reshape(t, [N, H * hd]);
+  const dh = o.add(o.add(b.backLinear(q, flat(da.dq)), b.backLinear(k, flat(da.dk))), b.backLinear(v, flat(da.dv)));
+  return b.finish(out, o.add(dSum1, n1 ? dNorm(L.attnNorm, n1.saved, dh) : dh));
+}
+
+/** Final LayerNorm (pre-norm models unless removed), project_out when the embeddings are narrower, LM head. */
+export function optHeadBackward(o: Ops, c: OptConfig, x: string, w: HeadTrainWeights): { logits: string; backward(dLogits: string): string } {
+  const base = "model.decoder.";
+  return chain(x, [
+    ...(c.finalNorm ? [(h: string) => layerNormStep(o, h, w, `${base}final_layer_norm`, LN_EPS, c.normAffine)] : []),
+    ...(c.embedDim !== c.hiddenSize ? [(h: string) => linearStep(o, h, w, `${base}project_out.weight`)] : []),
+    (h) => linearStep(o, h, w, optFamily.headWeight(c, w)),
+  ]);
+}
