@@ -1,7 +1,8 @@
-// Structured pruning through the family seam: for Llama 3, Qwen3, GPT-2 (fused c_attn, Conv1D)
-// and OPT (per-layer widths in config.json) — the reference architectures' tiny checkpoints —
-// FLAP and obs-sp at 30 % run, write a smaller folder in the checkpoint's own layout, and the
-// folder reloads with exactly the in-memory pruned model's logits.
+// Structured pruning through the family seam, on all nine reference architectures' tiny
+// checkpoints (fused c_attn / qkv_proj / gate_up_proj / interleaved query_key_value, Conv1D,
+// ALiBi, sandwich norms, per-layer widths in config.json): FLAP, Wanda-sp and obs-sp at 30 % run,
+// write a smaller folder in the checkpoint's own layout, and the folder reloads with exactly the
+// in-memory pruned model's logits.
 import assert from "node:assert/strict";
 import path from "node:path";
 import { test } from "node:test";
@@ -34,8 +35,14 @@ function linearWeightBytes(dir: string, suffixes: string[]): number {
   return n;
 }
 
-for (const arch of ["llama3", "qwen3", "gpt2", "opt"]) {
-  for (const method of ["flap", "obs-sp"] as StructuredMethod[]) {
+// every family: FLAP and Wanda-sp; obs-sp (the slowest: a refit per removal) on a few, among
+// them the fused layouts (Phi-3 qkv/gate_up, BLOOM's interleaved heads with ALiBi)
+const ARCHS = ["llama3", "qwen3", "gpt2", "opt", "phi3", "gemma2", "gemma3", "bloom", "gpt_neox"];
+const OBS_SP = new Set(["llama3", "gpt2", "phi3", "bloom"]);
+
+for (const arch of ARCHS) {
+  const methods: StructuredMethod[] = ["flap", "wanda-sp", ...(OBS_SP.has(arch) ? (["obs-sp"] as const) : [])];
+  for (const method of methods) {
     test(`${arch}: ${method} 30 % writes a smaller folder that reloads with the in-memory logits`, async () => {
       const dir = path.join(ARCH, arch);
       const model = loadModel(dir);
@@ -54,7 +61,26 @@ for (const arch of ["llama3", "qwen3", "gpt2", "opt"]) {
       const ratio = linearWeightBytes(out, suffixes) / linearWeightBytes(dir, suffixes);
       const kept = keptFraction(model, sel);
       assert.ok(Math.abs(ratio - kept) < 1e-9, `decoder-linear bytes ×${ratio} vs kept weights ${kept}`);
-      assert.ok(kept < 0.75 && kept > 0.6, `kept ${kept}`);
+      if (method === "wanda-sp") {
+        // floor(0.3·count) units of every group in every layer (2 KV groups: none)
+        let k = 0;
+        let n = 0;
+        for (let i = 0; i < model.numLayers; i++) {
+          for (const g of model.family.structure!.units(model.config, i)) {
+            k += (g.count - Math.floor(0.3 * g.count)) * g.weightsPerUnit;
+            n += g.count * g.weightsPerUnit;
+          }
+        }
+        assert.ok(Math.abs(kept - k / n) < 1e-12, `kept ${kept}, wanda-sp's floor rule ${k / n}`);
+      } else {
+        assert.ok(kept < 0.75 && kept > 0.6, `kept ${kept}`);
+      }
+      // the reloaded layers have the widths the plan chose
+      for (let i = 0; i < model.numLayers; i++) {
+        const [attn, mlp] = reloaded.family.structure!.units(reloaded.config, i);
+        assert.equal(attn!.count, sel[i]!.kept.attention.length, `layer ${i} attention units`);
+        assert.equal(mlp!.count, sel[i]!.kept.mlp.length, `layer ${i} MLP units`);
+      }
       model.close();
       reloaded.close();
     });
