@@ -10,6 +10,10 @@ import { prunedStandIn } from "../../../src/compress/structured/biased-model.js"
 import { keptFraction, planStructured, type StructuredMethod } from "../../../src/compress/structured/plan.js";
 import { writeStructured } from "../../../src/compress/structured/write.js";
 import { Rng } from "../../../src/data/rng.js";
+import { decode } from "../../../src/eval/decode.js";
+import { OnnxDecoder } from "../../../src/eval/onnx-decoder.js";
+import { exportOnnx } from "../../../src/export/onnx.js";
+import fs from "node:fs";
 import { SafetensorsModel } from "../../../src/formats/safetensors.js";
 import { loadModel } from "../../../src/models/load.js";
 import { REFERENCE, tempDir } from "../../helpers.js";
@@ -39,6 +43,8 @@ function linearWeightBytes(dir: string, suffixes: string[]): number {
 // them the fused layouts (Phi-3 qkv/gate_up, BLOOM's interleaved heads with ALiBi)
 const ARCHS = ["llama3", "qwen3", "gpt2", "opt", "phi3", "gemma2", "gemma3", "bloom", "gpt_neox"];
 const OBS_SP = new Set(["llama3", "gpt2", "phi3", "bloom"]);
+/** families whose own config keys describe equal widths (GPT-2, OPT, BLOOM, GPT-NeoX tie head_dim to hidden / heads) */
+const STANDARD_WHEN_UNIFORM = new Set(["llama3", "qwen3", "phi3", "gemma2", "gemma3"]);
 
 for (const arch of ARCHS) {
   const methods: StructuredMethod[] = ["flap", "wanda-sp", ...(OBS_SP.has(arch) ? (["obs-sp"] as const) : [])];
@@ -80,6 +86,29 @@ for (const arch of ARCHS) {
         const [attn, mlp] = reloaded.family.structure!.units(reloaded.config, i);
         assert.equal(attn!.count, sel[i]!.kept.attention.length, `layer ${i} attention units`);
         assert.equal(mlp!.count, sel[i]!.kept.mlp.length, `layer ${i} MLP units`);
+      }
+      const config = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8")) as Record<string, unknown>;
+      if (method === "wanda-sp" && STANDARD_WHEN_UNIFORM.has(arch)) {
+        // equal widths, no compensation: the family's own keys, so GGUF exports as usual
+        assert.equal(config.structured_pruning, undefined);
+        assert.equal(reloaded.family.gguf!.arch(reloaded.config), reloaded.family.gguf!.archName);
+      }
+      if (config.structured_pruning !== undefined && arch !== "llama3" && reloaded.family.gguf) {
+        // per-layer widths: llama.cpp has them only for Llama (deci); the others refuse in one line
+        assert.throws(() => reloaded.family.gguf!.arch(reloaded.config), (e: Error) => !e.message.includes("\n") && /GGUF export of/.test(e.message));
+      }
+      if (method === "flap") {
+        // per-layer widths (and per-layer ALiBi slopes, KV caches) through ONNX: logits and a cached greedy decode
+        const onnx = path.join(out, "onnx-export");
+        await exportOnnx(reloaded.config, reloaded.weights, onnx, { dtype: "fp32", sourceDir: out });
+        const dec = await OnnxDecoder.open(onnx);
+        const { logits } = await dec.step(ids, 1, ids.length, null);
+        const d = maxAbsDiff(logits, got);
+        assert.ok(d < 1e-3, `ONNX logits differ by ${d}`);
+        const greedy = { maxNewTokens: 8, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] };
+        const prompt = ids.subarray(0, 8);
+        assert.deepEqual((await decode(dec, prompt, greedy)).ids, (await decode(reloaded, prompt, greedy)).ids);
+        await dec.close();
       }
       model.close();
       reloaded.close();
