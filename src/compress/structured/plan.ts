@@ -18,7 +18,8 @@ import { GramAccumulator } from "../../runtime/kernels.js";
 import { keptWeights, layerWeightsAfter } from "./apply.js";
 import { withConsumerBiases } from "./biased-model.js";
 import { StructuredObs } from "./obs.js";
-import { flapSelect, wandaSpRemoved, wandaSpSelect, type LayerInputs, type LayerSelection } from "./select.js";
+import { unitGranularity } from "./multiple.js";
+import { flapSelect, uniformKeptCounts, wandaSpSelect, type LayerInputs, type LayerSelection } from "./select.js";
 import { FluctuationStats, SquaredNormStats } from "./stats.js";
 import { unitsOf, type KeptUnits, type UnitGroup, type UnitKind } from "./units.js";
 
@@ -32,6 +33,11 @@ export interface StructuredOptions {
   reconstruct?: boolean;
   /** flap, obs-sp: remove floor(r·count) units of every group in every layer (equal widths, as wanda-sp) */
   uniform?: boolean;
+  /**
+   * round each layer's kept units to multiples (multiple.ts): MLP channels to multiples of m,
+   * KV groups so that o_proj's input width is one (when a group is narrower); default 1 (none)
+   */
+  multipleOf?: number;
   /** λ of H + λ·mean(diag H)·I for the least-squares refit (default 0.01) */
   dampening?: number;
   onLayer?: (layer: number, layers: number) => void;
@@ -154,7 +160,7 @@ async function flapSelection(model: CausalLM, calib: CalibrationBatch, opts: Str
     model.forgetLayer(i);
     if (!opts.reconstruct) opts.onLayer?.(i + 1, L);
   }
-  return flapSelect(layers, opts.ratio, Boolean(opts.uniform));
+  return flapSelect(layers, opts.ratio, Boolean(opts.uniform), opts.multipleOf ?? 1);
 }
 
 /** Removes the units `kept` leaves out of each consumer (jointly) and refits the rest. */
@@ -172,10 +178,20 @@ async function refit(obs: Map<string, StructuredObs>, groups: UnitGroup[], kept:
  * smallest (attention and MLP units compete), until `budget` weights are gone, or — `uniform` —
  * until each group has lost floor(r·count) units. Single-column units (MLP channels) go in small
  * batches of the cheapest (≤ 1/64 of the group per step) to bound the number of refits.
+ * `multipleOf` m > 1: every step of a group leaves a multiple of its granularity kept (the first
+ * step also removes the remainder), the budget is met to within half a step, and the uniform
+ * quotas are the rounded equal-widths counts.
  */
-async function greedyObs(obs: Map<string, StructuredObs>, groups: UnitGroup[], ratio: number, uniform: boolean): Promise<KeptUnits> {
+async function greedyObs(obs: Map<string, StructuredObs>, groups: UnitGroup[], ratio: number, uniform: boolean, multipleOf = 1): Promise<KeptUnits> {
   const alive = new Map<UnitKind, Set<number>>(groups.map((g) => [g.kind, new Set(Array.from({ length: g.count }, (_, u) => u))]));
-  const quota = new Map<UnitKind, number>(groups.map((g) => [g.kind, wandaSpRemoved(ratio, g.count)]));
+  const keptCounts = uniformKeptCounts(groups, ratio, multipleOf);
+  const quota = new Map<UnitKind, number>(groups.map((g) => [g.kind, g.count - keptCounts[g.kind]]));
+  const step = new Map<UnitKind, number>(groups.map((g) => [g.kind, unitGranularity(g, multipleOf)]));
+  /** units to remove from a group of `live` so that a multiple of `a` (≥ a) stays, removing at least `want`; 0: none can go */
+  const takeFor = (live: number, a: number, want: number): number => {
+    const left = Math.floor((live - want) / a) * a;
+    return left >= a ? live - left : 0;
+  };
   const total = groups.reduce((s, g) => s + g.count * g.weightsPerUnit, 0);
   const budget = ratio * total;
   let removed = 0;
@@ -184,9 +200,10 @@ async function greedyObs(obs: Map<string, StructuredObs>, groups: UnitGroup[], r
     let bestScore = Infinity;
     for (const g of groups) {
       const live = alive.get(g.kind)!;
-      if (live.size <= 1) continue; // at least one unit of each kind stays
+      const least = takeFor(live.size, step.get(g.kind)!, 1);
+      if (least === 0) continue; // at least one unit (one step's worth) of each kind stays
       if (uniform && quota.get(g.kind)! <= 0) continue;
-      if (!uniform && removed + g.weightsPerUnit > budget + g.weightsPerUnit / 2) continue;
+      if (!uniform && removed + least * g.weightsPerUnit > budget + (least * g.weightsPerUnit) / 2) continue;
       const o = obs.get(g.consumer)!;
       const scores: [number, number][] = [...live].map((u) => [u, o.loss(g.columns(u)) / g.weightsPerUnit]);
       scores.sort((a, b) => a[1] - b[1]);
@@ -198,10 +215,16 @@ async function greedyObs(obs: Map<string, StructuredObs>, groups: UnitGroup[], r
     if (!best) break;
     const { g, scores } = best;
     const live = alive.get(g.kind)!;
-    let take = g.columns(0).length === 1 ? Math.max(1, Math.floor(g.count / 64)) : 1;
-    take = Math.min(take, live.size - 1);
+    const a = step.get(g.kind)!;
+    const least = takeFor(live.size, a, 1);
+    const batch = g.columns(0).length === 1 ? Math.max(1, Math.floor(g.count / 64)) : 1;
+    let take = takeFor(live.size, a, Math.min(batch, live.size - 1)) || least;
     if (uniform) take = Math.min(take, quota.get(g.kind)!);
-    else take = Math.max(1, Math.min(take, Math.floor((budget - removed) / g.weightsPerUnit)));
+    else {
+      // no further than the budget allows, in whole steps (at least the smallest step)
+      const room = Math.floor((budget - removed) / g.weightsPerUnit);
+      if (take > room) take = Math.max(least, live.size - Math.ceil((live.size - room) / a) * a);
+    }
     const units = scores.slice(0, take).map(([u]) => u);
     await obs.get(g.consumer)!.remove(units.flatMap((u) => g.columns(u)));
     for (const u of units) live.delete(u);
@@ -235,7 +258,7 @@ export async function planStructured(model: CausalLM, calib: CalibrationBatch, o
 
     let sel: LayerSelection;
     if (!reconstruct) {
-      sel = wandaSpSelect(norms!.inputs, opts.ratio);
+      sel = wandaSpSelect(norms!.inputs, opts.ratio, opts.multipleOf ?? 1);
     } else {
       const obs = new Map<string, StructuredObs>();
       for (const g of groups) {
@@ -244,8 +267,8 @@ export async function planStructured(model: CausalLM, calib: CalibrationBatch, o
       }
       let kept: KeptUnits;
       if (flap) kept = flap[i]!.kept;
-      else if (norms) kept = wandaSpSelect(norms.inputs, opts.ratio).kept;
-      else kept = await greedyObs(obs, groups, opts.ratio, Boolean(opts.uniform));
+      else if (norms) kept = wandaSpSelect(norms.inputs, opts.ratio, opts.multipleOf ?? 1).kept;
+      else kept = await greedyObs(obs, groups, opts.ratio, Boolean(opts.uniform), opts.multipleOf ?? 1);
       if (flap || norms) await refit(obs, groups, kept);
       const biases = new Map<string, Float32Array>();
       const consumers = new Map<string, Float32Array>();
