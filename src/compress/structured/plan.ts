@@ -260,11 +260,12 @@ async function layerOutputError(model: CausalLM, i: number, inputs: Float32Array
   return err;
 }
 
-/** The selection a set of OBS states stands for (kept units, refitted consumers and their biases). */
+/** The selection a set of OBS states stands for (kept units; the consumers that have a state refitted, with their biases). */
 function selectionOf(obs: Map<string, StructuredObs>, groups: UnitGroup[], weights: LayerWeights, kept: KeptUnits): LayerSelection {
   const biases = new Map<string, Float32Array>();
   const consumers = new Map<string, Float32Array>();
   for (const g of groups) {
+    if (!obs.has(g.consumer)) continue;
     const { W, bias } = obs.get(g.consumer)!.result();
     const own = weights.get(`${g.consumer}.bias`);
     consumers.set(g.consumer, W);
@@ -319,8 +320,7 @@ async function splitObs(
     const oA = await create(attn, grams.get(attn.consumer)!.matrix());
     // the uniform greedy within one group removes floor(ratio·count) units: (k + ½)/count removes exactly k
     const liveA = await greedyObs(new Map([[attn.consumer, oA]]), [attn], (kA + 0.5) / attn.count, true);
-    const mlpWhole = await create(mlp, grams.get(mlp.consumer)!.matrix());
-    const partial = selectionOf(new Map([[attn.consumer, oA], [mlp.consumer, mlpWhole]]), groups, weights, { attention: liveA.attention, mlp: everything(mlp.count) });
+    const partial = selectionOf(new Map([[attn.consumer, oA]]), groups, weights, { attention: liveA.attention, mlp: everything(mlp.count) });
     const mlpGram = new AugmentedGram(shape(`${mlp.consumer}.weight`)[1]!);
     await runLayer(run, i, hidden, calib, layerWeightsAfter(weights, groups, partial, shape), { grams: new Map([[mlp.consumerInput, [mlpGram]]]) }, false);
     const oM = await create(mlp, mlpGram.matrix());
@@ -375,29 +375,22 @@ export async function planStructured(model: CausalLM, calib: CalibrationBatch, o
     if (!reconstruct) {
       sel = wandaSpSelect(norms!.inputs, opts.ratio, opts.multipleOf ?? 1);
     } else {
-      const obs = new Map<string, StructuredObs>();
-      for (const g of groups) {
-        const { W, rows, cols } = consumerMatrix(model, i, g, weights);
-        obs.set(g.consumer, await StructuredObs.create(W, weights.get(`${g.consumer}.bias`) ?? null, rows, cols, grams!.grams.get(g.consumer)!.matrix(), opts.dampening ?? 0.01));
-      }
+      const measured = opts.method === "obs-sp" && !opts.uniform && (opts.obsSplit ?? "measured") === "measured";
       let kept: KeptUnits;
-      if (opts.method === "obs-sp" && !opts.uniform && (opts.obsSplit ?? "measured") === "measured") {
-        const r = await splitObs(run, i, hidden, calib, weights, groups, grams!.grams, opts);
-        kept = r.kept;
-        for (const [k, o] of r.obs) obs.set(k, o);
-      } else if (flap) kept = flap[i]!.kept;
-      else if (norms) kept = wandaSpSelect(norms.inputs, opts.ratio, opts.multipleOf ?? 1).kept;
-      else kept = await greedyObs(obs, groups, opts.ratio, Boolean(opts.uniform), opts.multipleOf ?? 1);
-      if (flap || norms) await refit(obs, groups, kept);
-      const biases = new Map<string, Float32Array>();
-      const consumers = new Map<string, Float32Array>();
-      for (const g of groups) {
-        const { W, bias } = obs.get(g.consumer)!.result();
-        const own = weights.get(`${g.consumer}.bias`);
-        consumers.set(g.consumer, W);
-        biases.set(g.consumer, own ? bias.map((b, r) => b - own[r]!) : bias);
+      let obs = new Map<string, StructuredObs>();
+      if (measured) {
+        ({ kept, obs } = await splitObs(run, i, hidden, calib, weights, groups, grams!.grams, opts));
+      } else {
+        for (const g of groups) {
+          const { W, rows, cols } = consumerMatrix(model, i, g, weights);
+          obs.set(g.consumer, await StructuredObs.create(W, weights.get(`${g.consumer}.bias`) ?? null, rows, cols, grams!.grams.get(g.consumer)!.matrix(), opts.dampening ?? 0.01));
+        }
+        if (flap) kept = flap[i]!.kept;
+        else if (norms) kept = wandaSpSelect(norms.inputs, opts.ratio, opts.multipleOf ?? 1).kept;
+        else kept = await greedyObs(obs, groups, opts.ratio, Boolean(opts.uniform), opts.multipleOf ?? 1);
+        if (flap || norms) await refit(obs, groups, kept);
       }
-      sel = { kept, biases, consumers };
+      sel = selectionOf(obs, groups, weights, kept);
     }
     selections.push(sel);
     if (i + 1 < L) hidden = (await runLayer(run, i, hidden, calib, layerWeightsAfter(weights, groups, sel, shapeOf(model, i)), {}, true))!;
