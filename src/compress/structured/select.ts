@@ -176,7 +176,7 @@ function wandaSpUnitScores(layer: LayerInputs<SquaredNormStats>): Map<UnitKind, 
 }
 
 /** Units Wanda-sp removes from a group of `count`: floor(r·count), as FLAP's int(ratio·n). */
-export function wandaSpRemoved(ratio: number, count: number): number {
+function wandaSpRemoved(ratio: number, count: number): number {
   return Math.floor(ratio * count);
 }
 
