@@ -193,6 +193,8 @@ export const phi3Family: FamilyAdapter<Phi3Config> = {
     arch(c) {
       // llama.cpp's phi3 sizes every layer alike and has no o/down biases
       if (c.layerWidths) throw new Error(`GGUF export of this ${c.architecture}: llama.cpp's phi3 architecture has one width for all layers and no output biases (this model was structurally pruned per layer or with compensation biases; prune with --uniform and without them)`);
+      // llama.cpp's phi3 loader sizes qkv_proj's query rows as hidden_size (n_embd), not heads × head_dim
+      if (c.numHeads * c.headDim !== c.hiddenSize) throw new Error(`GGUF export of this ${c.architecture}: llama.cpp's phi3 architecture needs num_attention_heads × head_dim = hidden_size (${c.numHeads} × ${c.headDim} ≠ ${c.hiddenSize}: attention heads were pruned; only MLP channels can be)`);
       return "phi3";
     },
     tensors(c, w: WeightSource): GgufTensorPlan[] {
