@@ -25,6 +25,10 @@
 //
 //   node scripts/tuned.mjs bench/structured.ts [--layers N] [--tokens N] [--prefill N] [--rounds N] [--llama-threads N]
 //                                               [--variants wanda-sp:0.3,flap:0.5,…] [--formats gguf-f16,gguf-q4_0,onnx-fp32,onnx-q4]
+//                                               [--multiple-of M]
+// --multiple-of: prune every variant with `--multiple-of M` (kept MLP channels per layer a
+// multiple of M: 32 lets llama.cpp store TinyLlama's 30 %-pruned ffn_down (3943 → 3936 channels)
+// in q4_0 instead of keeping it F16, and onnxruntime's MatMulNBits quantize it in blocks of 32).
 // --layers: depth of the model (default 22, the real depth; a few layers for a quick run — the
 // 32000 × 2048 embedding and LM head then dominate and the ratios shrink toward 1).
 import fs from "node:fs";
@@ -47,6 +51,7 @@ const LAYERS = flag("--layers", 22);
 const TOKENS = flag("--tokens", 32);
 const PREFILL = flag("--prefill", 512);
 const ROUNDS = flag("--rounds", 3);
+const MULTIPLE_OF = flag("--multiple-of", 1);
 const PROMPT_TOKENS = 8;
 const THREADS = os.availableParallelism();
 const LLAMA_THREADS = args.includes("--llama-threads") ? [flag("--llama-threads", 1)] : [...new Set([1, THREADS])];
@@ -147,10 +152,10 @@ async function artifacts(src: string, vocabSize: number, layers: number): Promis
   const rows = await exports(unpruned, src, "unpruned");
   const calib = calibration(vocabSize);
   for (const { method, ratio } of PRUNED) {
-    const name = `${method}-${Math.round(ratio * 100)}`;
+    const name = `${method}-${Math.round(ratio * 100)}${MULTIPLE_OF > 1 ? `-m${MULTIPLE_OF}` : ""}`;
     const out = path.join(tmp, name);
     log(`${name}: pruning`);
-    const s = await runStructured({ modelDir: src, outDir: out, method, ratio, dtype: "F16", calibration: calib });
+    const s = await runStructured({ modelDir: src, outDir: out, method, ratio, multipleOf: MULTIPLE_OF, dtype: "F16", calibration: calib });
     const widths = `${span(s.widths.kvGroups)} KV groups, ${span(s.widths.mlpChannels)} MLP`;
     log(`${name}: kept ${(100 * s.keptFraction).toFixed(1)} % of the decoder linears (${widths}${s.uniform ? "" : ", per layer"}), ${s.seconds.toFixed(0)} s`);
     const variant: Variant = { name: `${Math.round(ratio * 100)} % removed`, method, ratio, kept: s.keptFraction, widths };
@@ -233,7 +238,7 @@ function table(rows: Artifact[], all: Map<Artifact, Speeds[]>): string {
     const threads = r.runtime === "llama.cpp" ? ` (${bestDecode.threads} t)` : "";
     const isBase = r === base;
     lines.push(
-      `| ${r.variant.name} | ${r.variant.method ?? "—"} | ${(100 * r.variant.kept).toFixed(1)} % | ${r.variant.widths} | ${r.format} | ${r.bytes.toLocaleString("en-US")} | ${(r.bytes / base.bytes).toFixed(3)}× | ` +
+      `| ${r.variant.name} | ${r.variant.method ?? "—"}${r.variant.method && MULTIPLE_OF > 1 ? ` --multiple-of ${MULTIPLE_OF}` : ""} | ${(100 * r.variant.kept).toFixed(1)} % | ${r.variant.widths} | ${r.format} | ${r.bytes.toLocaleString("en-US")} | ${(r.bytes / base.bytes).toFixed(3)}× | ` +
         `${bestDecode.decode.toFixed(2)}${threads} | ${isBase ? "1" : fmtRatio(ratio(all, r, base, "decode"))} | ` +
         `${Math.max(...s.map((x) => x.prefill)).toFixed(1)} | ${isBase ? "1" : fmtRatio(ratio(all, r, base, "prefill"))} |`,
     );

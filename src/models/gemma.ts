@@ -21,6 +21,7 @@ import { activation, ACTIVATIONS, rmsNorm, rotateHalf, softcap } from "./graph-o
 import { EMBED_TOKENS, FINAL_NORM, layerPrefix, LM_HEAD } from "./llama.js";
 import { inverseFrequencies, parseRopeScaling, type RopeScaling } from "./rope.js";
 import { gemmaBlockBackward, gemmaHeadBackward } from "../train/blocks/gemma.js";
+import { keepLayersRaw, layerStructures, standardUnits, structuredPruningRaw, type LayerStructure, type PrunedLayer } from "./structure.js";
 
 const ropeParams = z.looseObject({
   rope_type: z.string().optional(),
@@ -76,6 +77,8 @@ export interface GemmaConfig extends ModelConfig {
   ropeTheta: number;
   ropeScaling: RopeScaling;
   localRopeTheta: number;
+  /** each layer's widths (differ only after structured pruning: config.json structured_pruning) */
+  layers: LayerStructure[];
 }
 
 function parseGemmaConfig(file: string, json: Record<string, unknown>, version: 2 | 3): GemmaConfig {
@@ -98,8 +101,14 @@ function parseGemmaConfig(file: string, json: Record<string, unknown>, version: 
   const rp = c.rope_parameters ?? null;
   const global = rp?.full_attention ?? (rp && !rp.sliding_attention ? rp : null) ?? c.rope_scaling ?? null;
   const local = rp?.sliding_attention ?? null;
+  const fail = (m: string): never => {
+    throw new FormatError(file, m);
+  };
+  const layers = layerStructures(json, c.num_hidden_layers, { numHeads: c.num_attention_heads, numKvHeads, intermediateSize: c.intermediate_size, oBias: false, downBias: false }, fail);
   return {
     version,
+    layers,
+    layerWidths: json.structured_pruning ? layers : undefined,
     architecture: c.architectures[0]!,
     hiddenSize: c.hidden_size,
     intermediateSize: c.intermediate_size,
@@ -143,23 +152,24 @@ const T = {
   down: "mlp.down_proj",
 } as const;
 
-function linears(c: GemmaConfig): LinearSpec[] {
+function linears(c: GemmaConfig, i: number): LinearSpec[] {
   const D = c.hiddenSize;
-  const qDim = c.numHeads * c.headDim;
-  const kvDim = c.numKvHeads * c.headDim;
-  const F = c.intermediateSize;
+  const l = c.layers[i]!;
+  const qDim = l.numHeads * c.headDim;
+  const kvDim = l.numKvHeads * c.headDim;
+  const F = l.intermediateSize;
   return [
     { suffix: T.q, input: "attn_in", hasBias: false, outFeatures: qDim, inFeatures: D },
     { suffix: T.k, input: "attn_in", hasBias: false, outFeatures: kvDim, inFeatures: D },
     { suffix: T.v, input: "attn_in", hasBias: false, outFeatures: kvDim, inFeatures: D },
-    { suffix: T.o, input: "attn_out", hasBias: false, outFeatures: D, inFeatures: qDim },
+    { suffix: T.o, input: "attn_out", hasBias: l.oBias, outFeatures: D, inFeatures: qDim },
     { suffix: T.gate, input: "mlp_in", hasBias: false, outFeatures: F, inFeatures: D },
     { suffix: T.up, input: "mlp_in", hasBias: false, outFeatures: F, inFeatures: D },
-    { suffix: T.down, input: "mlp_act", hasBias: false, outFeatures: D, inFeatures: F },
+    { suffix: T.down, input: "mlp_act", hasBias: l.downBias, outFeatures: D, inFeatures: F },
   ];
 }
 
-function layerTensors(c: GemmaConfig): Map<string, number[]> {
+function layerTensors(c: GemmaConfig, i: number): Map<string, number[]> {
   const D = c.hiddenSize;
   const shapes = new Map<string, number[]>([
     [T.inputNorm, [D]],
@@ -171,8 +181,29 @@ function layerTensors(c: GemmaConfig): Map<string, number[]> {
     shapes.set(T.qNorm, [c.headDim]);
     shapes.set(T.kNorm, [c.headDim]);
   }
-  for (const l of linears(c)) shapes.set(`${l.suffix}.weight`, [l.outFeatures, l.inFeatures]);
+  for (const l of linears(c, i)) {
+    shapes.set(`${l.suffix}.weight`, [l.outFeatures, l.inFeatures]);
+    if (l.hasBias) shapes.set(`${l.suffix}.bias`, [l.outFeatures]);
+  }
   return shapes;
+}
+
+/**
+ * config.json of the pruned model: equal widths without compensation biases → Gemma's own keys
+ * (head_dim is its own key, so fewer heads change nothing else; q/k norms are per head);
+ * otherwise `structured_pruning` per layer (HF's Gemma has no o_proj/down_proj bias keys).
+ */
+function gemmaPrunedRaw(c: GemmaConfig, layers: PrunedLayer[]): Record<string, unknown> {
+  const rep = (i: number) => c.layers[i]!.numHeads / c.layers[i]!.numKvHeads;
+  const kv = layers.map((p) => p.kept.attention.length);
+  const heads = layers.map((_, i) => kv[i]! * rep(i));
+  const ff = layers.map((p) => p.kept.mlp.length);
+  const biased = layers.some((p, i) => p.consumerBias || c.layers[i]!.oBias || c.layers[i]!.downBias);
+  const uniform = layers.every((_, i) => heads[i] === heads[0] && kv[i] === kv[0] && ff[i] === ff[0]);
+  if (!uniform || biased) return structuredPruningRaw(c.raw, c.layers, layers);
+  const raw: Record<string, unknown> = { ...c.raw, num_attention_heads: heads[0], num_key_value_heads: kv[0], intermediate_size: ff[0] };
+  delete raw.structured_pruning;
+  return raw;
 }
 
 /** Gemma's RMSNorm: x / sqrt(mean(x²) + eps) · (1 + w), float32. */
@@ -214,11 +245,11 @@ function gemmaFamily(version: 2 | 3): FamilyAdapter<GemmaConfig> {
       { name: LM_HEAD, shape: [c.vocabSize, c.hiddenSize], optional: c.tieWordEmbeddings },
     ],
     headWeight: (c, w) => (c.tieWordEmbeddings && !w.has(LM_HEAD) ? EMBED_TOKENS : LM_HEAD),
-    layerTensors: (c) => layerTensors(c),
-    linears: (c) => linears(c),
-    captureWidths: (c) => ({ attn_in: c.hiddenSize, attn_out: c.numHeads * c.headDim, mlp_in: c.hiddenSize, mlp_act: c.intermediateSize }),
+    layerTensors: (c, i) => layerTensors(c, i),
+    linears: (c, i) => linears(c, i),
+    captureWidths: (c, i) => ({ attn_in: c.hiddenSize, attn_out: c.layers[i]!.numHeads * c.headDim, mlp_in: c.hiddenSize, mlp_act: c.layers[i]!.intermediateSize }),
     trueSequentialGroups: () => [[T.k, T.v, T.q], [T.o], [T.up, T.gate], [T.down]],
-    layerKey: (c, i) => ({ v: c.version, D: c.hiddenSize, H: c.numHeads, KV: c.numKvHeads, hd: c.headDim, F: c.intermediateSize, eps: c.rmsNormEps, w: c.layerWindows[i], cap: c.attnSoftcap, s: c.attnScale }),
+    layerKey: (c, i) => ({ v: c.version, D: c.hiddenSize, l: c.layers[i], hd: c.headDim, eps: c.rmsNormEps, w: c.layerWindows[i], cap: c.attnSoftcap, s: c.attnScale }),
     rotary: (c) => ({
       global: { invFreq: inverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling) },
       // Gemma 2 has one base for every layer; Gemma 3's sliding layers use the local base
@@ -231,8 +262,9 @@ function gemmaFamily(version: 2 | 3): FamilyAdapter<GemmaConfig> {
     },
 
     block(g, ctx, w, c, layer, x) {
-      const { numHeads: H, numKvHeads: KV, headDim: hd } = c;
-      const L = (suffix: string, h: string) => w.linear(h, suffix, false);
+      const { numHeads: H, numKvHeads: KV, oBias, downBias } = c.layers[layer]!;
+      const hd = c.headDim;
+      const L = (suffix: string, h: string, bias = false) => w.linear(h, suffix, bias);
       const window = c.layerWindows[layer] ?? null;
       const { cos, sin } = ctx.rope(window !== null ? "local" : "global");
       const h = gemmaNorm(g, x, w.param(T.inputNorm), c.rmsNormEps);
@@ -244,12 +276,12 @@ function gemmaFamily(version: 2 | 3): FamilyAdapter<GemmaConfig> {
       const vr = g.op("Reshape", [L(T.v, h), ctx.shape(KV * hd)]);
       const y = ctx.attention(flat(qr, H * hd), flat(kr, KV * hd), vr, { numHeads: H, numKvHeads: KV, headDim: hd, scale: c.attnScale, softcap: c.attnSoftcap, window });
       ctx.capture("attn_out", y);
-      const x2 = g.op("Add", [x, gemmaNorm(g, L(T.o, y), w.param(T.postAttnNorm), c.rmsNormEps)]);
+      const x2 = g.op("Add", [x, gemmaNorm(g, L(T.o, y, oBias), w.param(T.postAttnNorm), c.rmsNormEps)]);
       const h2 = gemmaNorm(g, x2, w.param(T.preFfnNorm), c.rmsNormEps);
       ctx.capture("mlp_in", h2);
       const act = g.op("Mul", [activation(g, c.hiddenAct, L(T.gate, h2)), L(T.up, h2)]);
       ctx.capture("mlp_act", act);
-      return g.op("Add", [x2, gemmaNorm(g, L(T.down, act), w.param(T.postFfnNorm), c.rmsNormEps)]);
+      return g.op("Add", [x2, gemmaNorm(g, L(T.down, act, downBias), w.param(T.postFfnNorm), c.rmsNormEps)]);
     },
 
     head(g, _ctx, w, c, x) {
@@ -263,11 +295,41 @@ function gemmaFamily(version: 2 | 3): FamilyAdapter<GemmaConfig> {
       blockBackward: (c, layer, opts) => gemmaBlockBackward(c, layer, opts),
       headBackward: (o, c, x, w) => gemmaHeadBackward(o, c, x, w),
     },
+    // structured pruning: KV groups (q/k/v rows, o_proj columns) and gated-MLP channels
+    structure: {
+      units(c, i) {
+        const l = c.layers[i]!;
+        return standardUnits({
+          numHeads: l.numHeads,
+          numKvHeads: l.numKvHeads,
+          headDim: c.headDim,
+          hidden: c.hiddenSize,
+          intermediate: l.intermediateSize,
+          q: T.q,
+          k: T.k,
+          v: T.v,
+          o: T.o,
+          attnInput: "attn_out",
+          mlpProducers: [T.gate, T.up],
+          down: T.down,
+          mlpInput: "mlp_act",
+        });
+      },
+      prune: (c, layers) => parseGemmaConfig("config.json (structured pruning)", gemmaPrunedRaw(c, layers), version),
+      // layer_types written out, so the kept layers keep their own windows whatever the pattern
+      keepLayers: (c, keep) => {
+        const types = c.layerWindows.map((w) => (w !== null ? "sliding_attention" : "full_attention"));
+        return parseGemmaConfig("config.json (structured pruning)", keepLayersRaw({ ...c.raw, layer_types: types }, keep, "num_hidden_layers"), version);
+      },
+    },
 
     // convert_hf_to_gguf.py Gemma2Model / Gemma3Model: norms stored as 1 + w, NEOX rope (no permutation)
     gguf: {
       archName: arch,
-      arch: () => arch,
+      arch(c) {
+        if (c.layerWidths) throw new Error(`GGUF export of this ${c.architecture}: llama.cpp's ${arch} architecture has one width for all layers and no output biases (this model was structurally pruned per layer or with compensation biases; prune with --uniform and without them)`);
+        return arch;
+      },
       tensors(c, w: WeightSource): GgufTensorPlan[] {
         const plan: GgufTensorPlan[] = [];
         const add = (source: string) => {
@@ -278,7 +340,7 @@ function gemmaFamily(version: 2 | 3): FamilyAdapter<GemmaConfig> {
           plan.push({ name, source, shape: [...w.shape(source)], permuteHeads: null, ...(norm ? { transform: plusOne } : {}) });
         };
         add(EMBED_TOKENS);
-        for (let i = 0; i < c.numLayers; i++) for (const suffix of layerTensors(c).keys()) add(layerPrefix(i) + suffix);
+        for (let i = 0; i < c.numLayers; i++) for (const suffix of layerTensors(c, i).keys()) add(layerPrefix(i) + suffix);
         add(FINAL_NORM);
         // llama.cpp's Gemma always ties the head to token_embd (the converter skips lm_head)
         return plan;

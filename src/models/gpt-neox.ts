@@ -22,6 +22,7 @@ import { LAYERNORM_EPS, layerNormGguf, USE_PARALLEL_RESIDUAL } from "./gguf-laye
 import { activation, ACTIVATIONS, layerNorm } from "./graph-ops.js";
 import { inverseFrequencies, parseRopeScaling, type RopeScaling } from "./rope.js";
 import { gptNeoxBlockBackward, gptNeoxHeadBackward } from "../train/blocks/gpt-neox.js";
+import { interleavedQkvUnits, keepLayersRaw, layerStructures, structuredPruningRaw, type LayerStructure, type PrunedLayer } from "./structure.js";
 
 const ropeParams = z.looseObject({
   rope_type: z.string().optional(),
@@ -67,6 +68,8 @@ export interface NeoxConfig extends ModelConfig {
   parallelResidual: boolean;
   /** query_key_value and dense carry biases */
   attentionBias: boolean;
+  /** each layer's widths (differ only after structured pruning: config.json structured_pruning) */
+  layers: LayerStructure[];
 }
 
 function parseNeoxConfig(file: string, json: Record<string, unknown>): NeoxConfig {
@@ -84,7 +87,14 @@ function parseNeoxConfig(file: string, json: Record<string, unknown>): NeoxConfi
   if (rotaryDim < 2 || rotaryDim % 2 !== 0) {
     throw new FormatError(file, `rotary dims int(${headDim} · ${fraction}) = ${rotaryDim} must be an even number ≥ 2`);
   }
+  const fail = (m: string): never => {
+    throw new FormatError(file, m);
+  };
+  const H = c.num_attention_heads;
+  const layers = layerStructures(json, c.num_hidden_layers, { numHeads: H, numKvHeads: H, intermediateSize: c.intermediate_size, oBias: c.attention_bias, downBias: true }, fail);
   return {
+    layers,
+    layerWidths: json.structured_pruning ? layers : undefined,
     architecture: c.architectures[0]!,
     hiddenSize: c.hidden_size,
     intermediateSize: c.intermediate_size,
@@ -126,25 +136,27 @@ const NEOX_LAYER = {
   down: "mlp.dense_4h_to_h",
 } as const;
 
-function linearSpecs(c: NeoxConfig): LinearSpec[] {
+function linearSpecs(c: NeoxConfig, i: number): LinearSpec[] {
   const D = c.hiddenSize;
-  const F = c.intermediateSize;
+  const l = c.layers[i]!;
+  const A = l.numHeads * c.headDim;
+  const F = l.intermediateSize;
   const b = c.attentionBias;
   return [
-    { suffix: NEOX_LAYER.qkv, input: "attn_in", hasBias: b, outFeatures: 3 * D, inFeatures: D },
-    { suffix: NEOX_LAYER.o, input: "attn_out", hasBias: b, outFeatures: D, inFeatures: D },
+    { suffix: NEOX_LAYER.qkv, input: "attn_in", hasBias: b, outFeatures: 3 * A, inFeatures: D },
+    { suffix: NEOX_LAYER.o, input: "attn_out", hasBias: l.oBias, outFeatures: D, inFeatures: A },
     { suffix: NEOX_LAYER.up, input: "mlp_in", hasBias: true, outFeatures: F, inFeatures: D },
     { suffix: NEOX_LAYER.down, input: "mlp_act", hasBias: true, outFeatures: D, inFeatures: F },
   ];
 }
 
-function layerTensors(c: NeoxConfig): Map<string, number[]> {
+function layerTensors(c: NeoxConfig, i: number): Map<string, number[]> {
   const shapes = new Map<string, number[]>();
   for (const norm of [NEOX_LAYER.attnNorm, NEOX_LAYER.mlpNorm]) {
     shapes.set(`${norm}.weight`, [c.hiddenSize]);
     shapes.set(`${norm}.bias`, [c.hiddenSize]);
   }
-  for (const l of linearSpecs(c)) {
+  for (const l of linearSpecs(c, i)) {
     shapes.set(`${l.suffix}.weight`, [l.outFeatures, l.inFeatures]);
     if (l.hasBias) shapes.set(`${l.suffix}.bias`, [l.outFeatures]);
   }
@@ -186,6 +198,7 @@ const neoxGguf = layerNormGguf<NeoxConfig>({
     return [...names, w.has(head) ? head : { source: NEOX_TENSORS.embed, name: "output.weight" }];
   },
   unsupported(c) {
+    if (c.layerWidths) return "llama.cpp's gptneox architecture has one width for all layers (this model was structurally pruned per layer or by heads)";
     if (!c.attentionBias) return "llama.cpp's gptneox graph needs query_key_value and dense biases (attention_bias false)";
     if (c.ropeScaling.type !== "none") return `llama.cpp's gptneox reads no rope scaling (${c.ropeScaling.type})`;
     return null;
@@ -209,25 +222,26 @@ export const gptNeoxFamily: FamilyAdapter<NeoxConfig> = {
   layerPrefix,
   globalTensors,
   headWeight,
-  layerTensors: (c) => layerTensors(c),
-  linears: (c) => linearSpecs(c),
-  captureWidths: (c) => ({ attn_in: c.hiddenSize, attn_out: c.hiddenSize, mlp_in: c.hiddenSize, mlp_act: c.intermediateSize }),
+  layerTensors: (c, i) => layerTensors(c, i),
+  linears: (c, i) => linearSpecs(c, i),
+  captureWidths: (c, i) => ({ attn_in: c.hiddenSize, attn_out: c.layers[i]!.numHeads * c.headDim, mlp_in: c.hiddenSize, mlp_act: c.layers[i]!.intermediateSize }),
   trueSequentialGroups: () => [[NEOX_LAYER.qkv], [NEOX_LAYER.o], [NEOX_LAYER.up], [NEOX_LAYER.down]],
-  layerKey: (c) => ({ D: c.hiddenSize, H: c.numHeads, F: c.intermediateSize, eps: c.layerNormEps, act: c.hiddenAct, r: c.rotaryDim, p: c.parallelResidual, b: c.attentionBias }),
+  layerKey: (c, i) => ({ D: c.hiddenSize, l: c.layers[i], eps: c.layerNormEps, act: c.hiddenAct, r: c.rotaryDim, p: c.parallelResidual, b: c.attentionBias }),
   rotary: (c) => ({ rope: { invFreq: inverseFrequencies(c.rotaryDim, c.ropeTheta, c.ropeScaling) } }),
 
   embed: (_g, _ctx, w) => w.gather(NEOX_TENSORS.embed, "tokens"),
 
-  block(g, ctx, w, c, _layer, x) {
-    const { numHeads: H, headDim: hd } = c;
-    const [qkv, o, up, down] = linearSpecs(c) as [LinearSpec, LinearSpec, LinearSpec, LinearSpec];
+  block(g, ctx, w, c, layer, x) {
+    const H = c.layers[layer]!.numHeads;
+    const hd = c.headDim;
+    const [qkv, o, up, down] = linearSpecs(c, layer) as [LinearSpec, LinearSpec, LinearSpec, LinearSpec];
     const L = (s: LinearSpec, h: string) => w.linear(h, s.suffix, s.hasBias);
     const { cos, sin } = ctx.rope("rope");
     const h = norm(g, w, c, NEOX_LAYER.attnNorm, x);
     ctx.capture("attn_in", h);
     const [q, k, v] = splitInterleavedQkv(g, L(qkv, h), H, hd); //                     each (N, D)
     const heads = (t: string) => g.op("Reshape", [t, ctx.shape(H, hd)]); //            (B, T, H, hd)
-    const flat = (t: string) => g.op("Reshape", [t, ctx.shape(H * hd)]); //            (B, T, D)
+    const flat = (t: string) => g.op("Reshape", [t, ctx.shape(H * hd)]); //            (B, T, H·hd)
     const qr = partialRope(g, heads(q), cos, sin, c.rotaryDim, hd);
     const kr = partialRope(g, heads(k), cos, sin, c.rotaryDim, hd);
     const y = ctx.attention(flat(qr), flat(kr), flat(v), { numHeads: H, numKvHeads: H, headDim: hd });
@@ -253,6 +267,18 @@ export const gptNeoxFamily: FamilyAdapter<NeoxConfig> = {
     blockBackward: (c, layer, opts) => gptNeoxBlockBackward(c, layer, opts),
     headBackward: (o, c, x, w) => gptNeoxHeadBackward(o, c, x, w),
   },
+  // structured pruning: heads (a head's 3·hd interleaved query_key_value rows, dense columns; the
+  // partial rotary acts within each head, so it is unchanged) and MLP channels. With every head
+  // kept and equal MLP widths, intermediate_size says it all; otherwise (head_dim is
+  // hidden / heads in GPT-NeoX's keys) the widths are listed per layer.
+  structure: {
+    units(c, i) {
+      const l = c.layers[i]!;
+      return interleavedQkvUnits({ heads: l.numHeads, headDim: c.headDim, hidden: c.hiddenSize, intermediate: l.intermediateSize, qkv: NEOX_LAYER.qkv, o: NEOX_LAYER.o, up: NEOX_LAYER.up, down: NEOX_LAYER.down });
+    },
+    prune: (c, layers) => parseNeoxConfig("config.json (structured pruning)", neoxPrunedRaw(c, layers)),
+    keepLayers: (c, keep) => parseNeoxConfig("config.json (structured pruning)", keepLayersRaw(c.raw, keep, "num_hidden_layers")),
+  },
 
   checkpointView: {
     // files saved from GPTNeoXModel hold layers.… and embed_in.weight (no "gpt_neox." prefix)
@@ -268,6 +294,17 @@ export const gptNeoxFamily: FamilyAdapter<NeoxConfig> = {
 
 function canonicalNames(c: NeoxConfig): string[] {
   const names = globalTensors(c).map((t) => t.name);
-  for (let i = 0; i < c.numLayers; i++) for (const suffix of layerTensors(c).keys()) names.push(layerPrefix(i) + suffix);
+  for (let i = 0; i < c.numLayers; i++) for (const suffix of layerTensors(c, i).keys()) names.push(layerPrefix(i) + suffix);
   return names;
+}
+
+function neoxPrunedRaw(c: NeoxConfig, layers: PrunedLayer[]): Record<string, unknown> {
+  const ff = layers[0]!.kept.mlp.length;
+  const standard =
+    layers.every((p) => p.kept.mlp.length === ff && p.kept.attention.length === c.numHeads) &&
+    layers.every((p, i) => (c.layers[i]!.oBias || !p.consumerBias) && c.layers[i]!.oBias === c.attentionBias);
+  if (!standard) return structuredPruningRaw(c.raw, c.layers, layers);
+  const raw: Record<string, unknown> = { ...c.raw, intermediate_size: ff };
+  delete raw.structured_pruning;
+  return raw;
 }

@@ -369,6 +369,42 @@ function sliceLayerLists(raw: Record<string, unknown>, keep: readonly number[]):
   return out;
 }
 
+/**
+ * config.json of a Llama-shaped model (Llama, Qwen, Mistral, Phi-3) whose layer i keeps
+ * `layers[i]`. Equal widths → the family's own keys; a compensation bias then needs
+ * attention_bias/mlp_bias (which also give q/k/v and gate/up a bias: those are zeros) — when the
+ * family's config has no such keys (`biasKeys` false: Phi-3), biased layers are listed per layer
+ * instead. Per-layer widths → the top-level widths stay and `structured_pruning` lists each
+ * layer's widths, kept units and consumer biases.
+ */
+export function llamaPrunedRaw(c: LlamaConfig, layers: PrunedLayer[], biasKeys: boolean): Record<string, unknown> {
+  const shapes = layers.map((p, i) => {
+    const l = c.layers[i]!;
+    const rep = l.numHeads / l.numKvHeads;
+    return { heads: p.kept.attention.length * rep, kv: p.kept.attention.length, ff: p.kept.mlp.length, bias: p.consumerBias };
+  });
+  const raw: Record<string, unknown> = { ...c.raw, num_hidden_layers: layers.length, head_dim: c.headDim };
+  delete raw.structured_pruning;
+  const s0 = shapes[0]!;
+  const uniform = shapes.every((s) => s.heads === s0.heads && s.kv === s0.kv && s.ff === s0.ff && s.bias === s0.bias);
+  const hadBias = c.layers.some((l) => (l.oBias && !c.oBias) || (l.downBias && !c.mlpBias));
+  if (uniform && (biasKeys || (!s0.bias && !hadBias))) {
+    Object.assign(raw, { num_attention_heads: s0.heads, num_key_value_heads: s0.kv, intermediate_size: s0.ff });
+    if (s0.bias) Object.assign(raw, { attention_bias: true, mlp_bias: true });
+  } else {
+    raw.structured_pruning = {
+      num_attention_heads: shapes.map((s) => s.heads),
+      num_key_value_heads: shapes.map((s) => s.kv),
+      intermediate_size: shapes.map((s) => s.ff),
+      kept_kv_groups: layers.map((p) => p.kept.attention),
+      kept_mlp_channels: layers.map((p) => p.kept.mlp),
+      o_proj_bias: shapes.map((s, i) => s.bias || c.layers[i]!.oBias),
+      down_proj_bias: shapes.map((s, i) => s.bias || c.layers[i]!.downBias),
+    };
+  }
+  return raw;
+}
+
 function llamaStructure(variant: LlamaVariant): StructureHooks<LlamaConfig> {
   const file = "config.json (structured pruning)";
   return {
@@ -390,35 +426,7 @@ function llamaStructure(variant: LlamaVariant): StructureHooks<LlamaConfig> {
         mlpInput: "mlp_act",
       });
     },
-    // Equal widths → Llama's own keys (a compensation bias needs attention_bias/mlp_bias, which
-    // also give q/k/v and gate/up a bias: those are zeros). Per-layer widths → the top-level widths
-    // stay and `structured_pruning` lists each layer's widths, kept units and consumer biases.
-    prune(c: LlamaConfig, layers: PrunedLayer[]): LlamaConfig {
-      const shapes = layers.map((p, i) => {
-        const l = c.layers[i]!;
-        const rep = l.numHeads / l.numKvHeads;
-        return { heads: p.kept.attention.length * rep, kv: p.kept.attention.length, ff: p.kept.mlp.length, bias: p.consumerBias };
-      });
-      const raw: Record<string, unknown> = { ...c.raw, num_hidden_layers: layers.length, head_dim: c.headDim };
-      delete raw.structured_pruning;
-      const s0 = shapes[0]!;
-      const uniform = shapes.every((s) => s.heads === s0.heads && s.kv === s0.kv && s.ff === s0.ff && s.bias === s0.bias);
-      if (uniform) {
-        Object.assign(raw, { num_attention_heads: s0.heads, num_key_value_heads: s0.kv, intermediate_size: s0.ff });
-        if (s0.bias) Object.assign(raw, { attention_bias: true, mlp_bias: true });
-      } else {
-        raw.structured_pruning = {
-          num_attention_heads: shapes.map((s) => s.heads),
-          num_key_value_heads: shapes.map((s) => s.kv),
-          intermediate_size: shapes.map((s) => s.ff),
-          kept_kv_groups: layers.map((p) => p.kept.attention),
-          kept_mlp_channels: layers.map((p) => p.kept.mlp),
-          o_proj_bias: shapes.map((s, i) => s.bias || c.layers[i]!.oBias),
-          down_proj_bias: shapes.map((s, i) => s.bias || c.layers[i]!.downBias),
-        };
-      }
-      return parseLlamaConfig(file, raw, variant);
-    },
+    prune: (c, layers) => parseLlamaConfig(file, llamaPrunedRaw(c, layers, true), variant),
     keepLayers: (c, keep) => parseLlamaConfig(file, sliceLayerLists(c.raw, keep), variant),
   };
 }

@@ -167,3 +167,34 @@ export function keepLayersRaw(raw: Raw, keep: readonly number[], layersKey: stri
   if (sp) out.structured_pruning = Object.fromEntries(Object.entries(sp).map(([k, v]) => [k, Array.isArray(v) ? keep.map((i) => v[i]) : v]));
   return out;
 }
+
+/**
+ * Units of a multi-head attention block whose q/k/v are one linear with rows interleaved per
+ * head ([heads, 3, headDim]: BLOOM's and GPT-NeoX's query_key_value — a head's rows are one
+ * contiguous block of 3·headDim), and a plain MLP (up rows, down columns).
+ */
+export function interleavedQkvUnits(o: { heads: number; headDim: number; hidden: number; intermediate: number; qkv: string; o: string; up: string; down: string }): UnitGroup[] {
+  const hd = o.headDim;
+  return [
+    {
+      kind: "attention",
+      count: o.heads,
+      consumer: o.o,
+      consumerInput: "attn_out",
+      producers: [o.qkv],
+      columns: (u) => range(u * hd, (u + 1) * hd),
+      rows: (_p, u) => range(3 * u * hd, 3 * (u + 1) * hd),
+      weightsPerUnit: 4 * hd * o.hidden,
+    },
+    {
+      kind: "mlp",
+      count: o.intermediate,
+      consumer: o.down,
+      consumerInput: "mlp_act",
+      producers: [o.up],
+      columns: (u) => [u],
+      rows: (_p, u) => [u],
+      weightsPerUnit: 2 * o.hidden,
+    },
+  ];
+}

@@ -32,6 +32,18 @@ describe("topiary prune (structured)", () => {
     assert.ok(JSON.parse(e.stdout).perplexity > 1);
   });
 
+  it("wanda-sp --multiple-of 32: the kept MLP width is a multiple of 32, recorded in topiary.json", async () => {
+    const out = path.join(tempDir(), "wanda-sp-m32");
+    const r = await topiary(["prune", STORIES, "--method", "wanda-sp", "--sparsity", "0.3", "--multiple-of", "32", ...SMALL, "--out", out, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const config = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8"));
+    // 172 − floor(0.3·172) = 121 channels → 128, and 3 of 4 KV groups (16 columns each) → 2
+    // (o_proj's input 32): the pair that removes closest to the unrounded rule's weights
+    assert.equal(config.intermediate_size, 128);
+    assert.equal(config.num_key_value_heads, 2);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, "topiary.json"), "utf8")).structured.multipleOf, 32);
+  });
+
   it("bad input is one line each, and nothing is written", async () => {
     const out = path.join(tempDir(), "never");
     const cases: [string[], RegExp][] = [
@@ -42,6 +54,8 @@ describe("topiary prune (structured)", () => {
       [["--method", "flap", "--targets", "mlp", ...SMALL], /--targets is not supported with structured pruning/],
       [["--method", "obs-sp"], /needs calibration text \(--calib\)/],
       [["--method", "sparsegpt", "--drop-layers", "1", ...SMALL], /--drop-layers is for structured methods/],
+      [["--method", "wanda", "--multiple-of", "32", ...SMALL], /--multiple-of is for structured methods/],
+      [["--method", "flap", "--multiple-of", "0", ...SMALL], /--multiple-of must be an integer ≥ 1/],
     ];
     for (const [args, re] of cases) {
       const line = oneLineError(await topiary(["prune", STORIES, ...args, "--out", out]));

@@ -32,6 +32,7 @@ interface PruneFlags extends CalibrationFlags, OutputFlags {
   reconstruct?: boolean;
   uniform?: boolean;
   dropLayers?: number;
+  multipleOf?: number;
 }
 
 export function registerPrune(program: Command): void {
@@ -53,6 +54,7 @@ export function registerPrune(program: Command): void {
     .option("--reconstruct", "structured (flap, wanda-sp): refit o_proj/down_proj by least squares after choosing (obs-sp always does)")
     .option("--uniform", "structured (flap, obs-sp): the same widths in every layer (a standard config every runtime loads)")
     .option("--drop-layers <k>", "structured: also remove the k decoder blocks whose output is most similar to their input", int("--drop-layers", 0))
+    .option("--multiple-of <m>", "structured: kept MLP channels (and KV groups, where o_proj's input would not be) per layer a multiple of m, e.g. 32 for llama.cpp q4_0 / ONNX MatMulNBits, 256 for k-quants", int("--multiple-of", 1))
     .option("--allocation <a>", "uniform (every layer --sparsity) | owl (per-layer sparsity from outlier ratios, mean = --sparsity)", "uniform")
     .option("--owl-m <m>", "OWL: a score is an outlier above M × its layer's mean (default 5)", num("--owl-m", 0))
     .option("--owl-lambda <l>", "OWL: layer sparsities span 2λ, their mean --sparsity (default 0.08)", num("--owl-lambda", 0))
@@ -61,7 +63,7 @@ export function registerPrune(program: Command): void {
     .option("--json", "print a JSON summary");
   addOutputOptions(addCalibrationOptions(cmd), "dense").action(async (dir: string, opts: PruneFlags) => {
     if ((STRUCTURED_METHODS as readonly string[]).includes(opts.method)) return pruneStructured(dir, opts);
-    for (const flag of ["reconstruct", "uniform", "dropLayers"] as const) {
+    for (const flag of ["reconstruct", "uniform", "dropLayers", "multipleOf"] as const) {
       if (opts[flag] !== undefined) throw new UsageError(`--${flag.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} is for structured methods (${STRUCTURED_METHODS.join(", ")})`);
     }
     if (opts.sparsity !== undefined && opts.pattern !== undefined) throw new UsageError("give --sparsity or --pattern, not both");
@@ -113,6 +115,7 @@ async function pruneStructured(dir: string, opts: PruneFlags): Promise<void> {
     reconstruct: opts.reconstruct,
     uniform: opts.uniform,
     dropLayers: opts.dropLayers,
+    multipleOf: opts.multipleOf,
     dampening: opts.dampening,
     dtype,
     calibration,

@@ -22,6 +22,8 @@ export interface StructuredJob {
   reconstruct?: boolean;
   uniform?: boolean;
   dropLayers?: number;
+  /** kept widths rounded to multiples of this (plan.ts StructuredOptions.multipleOf) */
+  multipleOf?: number;
   dampening?: number;
   dtype?: FloatDtype;
   calibration: { batch: CalibrationBatch; info: CalibrationInfo };
@@ -47,6 +49,7 @@ export async function runStructured(job: StructuredJob): Promise<StructuredSumma
   const t0 = performance.now();
   if (!(job.ratio >= 0 && job.ratio < 1)) throw new Error(`--sparsity ${job.ratio} must be in [0, 1) for structured pruning`);
   if (job.uniform && job.method === "wanda-sp") throw new Error("--uniform: wanda-sp already removes the same units from every layer");
+  if (job.multipleOf !== undefined && !(Number.isInteger(job.multipleOf) && job.multipleOf >= 1)) throw new Error(`--multiple-of ${job.multipleOf} must be a positive integer`);
   const base = loadModel(job.modelDir);
   try {
     const calib = job.calibration.batch;
@@ -67,6 +70,7 @@ export async function runStructured(job: StructuredJob): Promise<StructuredSumma
             ratio: job.ratio,
             reconstruct: job.reconstruct,
             uniform: job.uniform,
+            multipleOf: job.multipleOf,
             dampening: job.dampening,
             onLayer: (i, n) => job.onLayer?.(job.method, i, n),
           })
@@ -83,6 +87,7 @@ export async function runStructured(job: StructuredJob): Promise<StructuredSumma
         ratio: job.ratio,
         reconstruct: job.method === "obs-sp" || Boolean(job.reconstruct),
         uniform,
+        multipleOf: job.multipleOf ?? 1,
         droppedLayers: dropped,
         blockSimilarity: similarity,
         keptFraction: kept,

@@ -15,6 +15,7 @@
 // Wanda-sp: per layer, score column j by mean_r |W[r, j]|·√S_j (S: mean squared norm of input
 // j), a unit by the SUM of its columns; remove floor(r·count) units of each group (those below
 // the floor(r·count)-th smallest score), in every layer alike; no compensation.
+import { nearestKept, roundedKeptCounts, topUnits, unitGranularity } from "./multiple.js";
 import { columnSquaredNorms, type FluctuationStats, type SquaredNormStats } from "./stats.js";
 import type { KeptUnits, UnitGroup, UnitKind } from "./units.js";
 
@@ -94,13 +95,15 @@ function compensationBias(W: Float32Array, rows: number, cols: number, mean: Flo
  * FLAP AL-AM: one global threshold over every unit of every layer, with bias compensation.
  * `uniform` instead removes floor(r·count) units of every group in every layer (equal widths, the
  * counts Wanda-sp removes), the lowest FLAP scores first, still with compensation.
+ * `multipleOf` m > 1 (multiple.ts): each layer's kept count of a group rounded to the nearest
+ * multiple of its granularity (global threshold), or the equal counts rounded jointly (uniform);
+ * the highest-scoring units stay.
  */
-export function flapSelect(layers: LayerInputs<FluctuationStats>[], ratio: number, uniform = false): LayerSelection[] {
+export function flapSelect(layers: LayerInputs<FluctuationStats>[], ratio: number, uniform = false, multipleOf = 1): LayerSelection[] {
   if (uniform) {
     return layers.map((l) => {
       const scores = flapUnitScores(l);
-      const kept = {} as KeptUnits;
-      for (const g of l.groups) kept[g.kind] = keepHighest(scores.get(g.kind)!, wandaSpRemoved(ratio, g.count), g.kind);
+      const kept = uniformKept(l.groups, scores, ratio, multipleOf);
       return { kept, biases: compensation(l, kept) };
     });
   }
@@ -133,6 +136,8 @@ export function flapSelect(layers: LayerInputs<FluctuationStats>[], ratio: numbe
       const s = perLayer[i]!.get(g.kind)!;
       kept[g.kind] = [...s.keys()].filter((u) => s[u]! > threshold);
       if (kept[g.kind].length === 0) throw new Error(`ratio ${ratio} would remove every ${g.kind} unit of layer ${i}`);
+      const a = unitGranularity(g, multipleOf);
+      if (a > 1) kept[g.kind] = topUnits(s, nearestKept(g.count, kept[g.kind].length, a));
     }
     return { kept, biases: compensation(l, kept) };
   });
@@ -171,14 +176,35 @@ function wandaSpUnitScores(layer: LayerInputs<SquaredNormStats>): Map<UnitKind, 
 }
 
 /** Units Wanda-sp removes from a group of `count`: floor(r·count), as FLAP's int(ratio·n). */
-export function wandaSpRemoved(ratio: number, count: number): number {
+function wandaSpRemoved(ratio: number, count: number): number {
   return Math.floor(ratio * count);
 }
 
-/** Wanda-sp for one layer: the same fraction of every group removed, lowest scores first. */
-export function wandaSpSelect(layer: LayerInputs<SquaredNormStats>, ratio: number): LayerSelection {
-  const scores = wandaSpUnitScores(layer);
+/** Wanda-sp for one layer: the same fraction of every group removed, lowest scores first (`multipleOf`: see uniformKept). */
+export function wandaSpSelect(layer: LayerInputs<SquaredNormStats>, ratio: number, multipleOf = 1): LayerSelection {
+  return { kept: uniformKept(layer.groups, wandaSpUnitScores(layer), ratio, multipleOf), biases: new Map() };
+}
+
+/**
+ * The equal-widths rule (Wanda-sp, FLAP/obs-sp --uniform): floor(r·count) units of each group
+ * removed, lowest scores first; with `multipleOf` m > 1 the kept counts are first rounded to
+ * multiples (jointly, closest to the same weights removed: multiple.ts).
+ */
+function uniformKept(groups: UnitGroup[], scores: Map<UnitKind, Float64Array>, ratio: number, multipleOf: number): KeptUnits {
   const kept = {} as KeptUnits;
-  for (const g of layer.groups) kept[g.kind] = keepHighest(scores.get(g.kind)!, wandaSpRemoved(ratio, g.count), g.kind);
-  return { kept, biases: new Map() };
+  const counts = uniformKeptCounts(groups, ratio, multipleOf);
+  for (const g of groups) {
+    const s = scores.get(g.kind)!;
+    const removed = wandaSpRemoved(ratio, g.count);
+    if (removed >= g.count) throw new Error(`ratio would remove every ${g.kind} unit of a layer (${g.count})`);
+    // m = 1: FLAP's rule exactly (ties at the cut stay); else exactly the rounded count
+    kept[g.kind] = multipleOf > 1 ? topUnits(s, counts[g.kind]) : keepHighest(s, removed, g.kind);
+  }
+  return kept;
+}
+
+/** Kept units of each group under the equal-widths rule, rounded to multiples when m > 1. */
+export function uniformKeptCounts(groups: UnitGroup[], ratio: number, multipleOf: number): Record<UnitKind, number> {
+  const kept = Object.fromEntries(groups.map((g) => [g.kind, g.count - wandaSpRemoved(ratio, g.count)])) as Record<UnitKind, number>;
+  return multipleOf > 1 ? roundedKeptCounts(groups, kept, multipleOf) : kept;
 }
