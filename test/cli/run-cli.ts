@@ -56,19 +56,16 @@ async function runInProcess(args: string[], env: Record<string, string>): Promis
   let stderr = "";
   // Only text is captured: node's test runner sends its own events (Buffers) through this
   // process's stdout while a test runs, and they must still reach it.
-  const capture = (original: typeof process.stdout.write, append: (s: string) => void) =>
-    function (this: NodeJS.WriteStream, chunk: string | Uint8Array, ...rest: unknown[]): boolean {
-      if (typeof chunk === "string") {
-        append(chunk);
-        const cb = rest.find((x) => typeof x === "function") as (() => void) | undefined;
-        cb?.();
-        return true;
-      }
-      return (original as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-    } as typeof process.stdout.write;
+  const capture = (stream: NodeJS.WriteStream, original: typeof process.stdout.write, append: (s: string) => void) =>
+    ((chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
+      if (typeof chunk !== "string") return (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
+      append(chunk);
+      (rest.find((x) => typeof x === "function") as (() => void) | undefined)?.();
+      return true;
+    }) as typeof process.stdout.write;
   Object.assign(process.env, CLI_ENV, env);
-  process.stdout.write = capture(writes.out, (s) => (stdout += s));
-  process.stderr.write = capture(writes.err, (s) => (stderr += s));
+  process.stdout.write = capture(process.stdout, writes.out, (s) => (stdout += s));
+  process.stderr.write = capture(process.stderr, writes.err, (s) => (stderr += s));
   let code = 0;
   try {
     await buildProgram().parseAsync(["node", "topiary", ...args]);
