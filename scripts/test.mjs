@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: every test/**/*.test.ts through node's test runner with tsx's loader.
-// (Node 20's --test does not expand globs, so the files are listed here.)
+// (Node 20's --test does not expand globs, so the files are listed here; scripts/run-tests.mjs
+// runs them in this order, which `node --test` would not keep.)
 // Extra arguments select files by substring: `npm test -- safetensors generate`.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -22,15 +23,34 @@ if (!fs.existsSync(path.join(shared, "models", "stories260K", "config.json"))) {
   process.exit(1);
 }
 
+// The slowest files (tens of seconds to minutes each on 2 cores) start first: the runner
+// (run-tests.mjs) takes files in the order given, two at a time, and a long file started last
+// would run alone on one of the two cores while the other idles. Longest first keeps both busy to the end. A file renamed or
+// gone only loses its place; the rest follow in alphabetical order.
+const SLOWEST_FIRST = [
+  "test/compress/quantization-reference.test.ts",
+  "test/compress/allocation/budget.test.ts",
+  "test/compress/pruning-reference.test.ts",
+  "test/compress/structured/reference.test.ts",
+  "test/compress/allocation/owl-reference.test.ts",
+  "test/eval/perplexity.test.ts",
+  "test/compress/structured/write.test.ts",
+];
+const rank = (f) => {
+  const i = SLOWEST_FIRST.indexOf(f.split(path.sep).join("/"));
+  return i < 0 ? SLOWEST_FIRST.length : i;
+};
+
 const filters = process.argv.slice(2);
 const files = find("test")
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
-  .sort();
+  .sort()
+  .sort((a, b) => rank(a) - rank(b));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(" ")}`);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...files], { stdio: "inherit", env: withMallocEnv() });
+const r = spawnSync(process.execPath, ["--import", "tsx", path.join(import.meta.dirname, "run-tests.mjs"), "2", ...files], { stdio: "inherit", env: withMallocEnv() });
 
 // The size of src/, as tinygrad reports it: a number to watch, not a gate.
 const sources = fs.readdirSync("src", { recursive: true }).filter((f) => String(f).endsWith(".ts"));

@@ -5,13 +5,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { DATA, STORIES, tempDir } from "../helpers.js";
-import { oneLineError, topiary } from "./run-cli.js";
+import { oneLineError, topiary, topiaryInProcess } from "./run-cli.js";
 
 // the first 60 000 characters of calib.txt: 8 windows of 256 tokens, tokenized in well under a second
 const CALIB = path.join(tempDir(), "calib-head.txt");
 fs.writeFileSync(CALIB, fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 60000));
 const TEST_TEXT = path.join(DATA, "tinystories", "test.txt");
 const SMALL = ["--calib", CALIB, "--nsamples", "8", "--calib-seqlen", "256", "--calib-sampling", "first"];
+// One spawned run per command (prune obs-sp, inspect as text); the rest, refusals included, run the
+// CLI's parser in this process, where a spawn would cost more than the check.
 
 describe("topiary prune (structured)", () => {
   it("obs-sp --uniform 0.3 with one dropped block: fewer, narrower layers, and topiary eval reads it", async () => {
@@ -27,7 +29,7 @@ describe("topiary prune (structured)", () => {
     assert.equal(rec.structured.blockSimilarity.length, 5);
     assert.equal(config.intermediate_size, 121);
     assert.equal(config.num_key_value_heads, 3);
-    const e = await topiary(["eval", out, "--data", TEST_TEXT, "--seqlen", "512", "--limit-windows", "8", "--json"]);
+    const e = await topiaryInProcess(["eval", out, "--data", TEST_TEXT, "--seqlen", "512", "--limit-windows", "8", "--json"]);
     assert.equal(e.code, 0, e.stderr);
     assert.ok(JSON.parse(e.stdout).perplexity > 1);
   });
@@ -58,7 +60,7 @@ describe("topiary prune (structured)", () => {
       [["--method", "flap", "--multiple-of", "0", ...SMALL], /--multiple-of must be an integer ≥ 1/],
     ];
     for (const [args, re] of cases) {
-      const line = oneLineError(await topiary(["prune", STORIES, ...args, "--out", out]));
+      const line = oneLineError(await topiaryInProcess(["prune", STORIES, ...args, "--out", out]));
       assert.match(line, re);
       assert.ok(!fs.existsSync(out), `${args.join(" ")} wrote ${out}`);
     }
@@ -68,9 +70,9 @@ describe("topiary prune (structured)", () => {
 describe("topiary inspect (structured)", () => {
   it("shows the widths of every layer of a per-layer pruned model", async () => {
     const out = path.join(tempDir(), "flap");
-    const r = await topiary(["prune", STORIES, "--method", "flap", "--sparsity", "0.3", ...SMALL, "--out", out]);
+    const r = await topiaryInProcess(["prune", STORIES, "--method", "flap", "--sparsity", "0.3", ...SMALL, "--out", out]);
     assert.equal(r.code, 0, r.stderr);
-    const i = await topiary(["inspect", out, "--json"]);
+    const i = await topiaryInProcess(["inspect", out, "--json"]);
     const info = JSON.parse(i.stdout);
     const sp = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8")).structured_pruning;
     assert.deepEqual(info.layerWidths.map((l: { intermediateSize: number }) => l.intermediateSize), sp.intermediate_size);

@@ -8,7 +8,7 @@ import { SafetensorsModel } from "../../src/formats/safetensors.js";
 import { SafetensorsWeights } from "../../src/formats/weights.js";
 import { DATA, STORIES, tempDir } from "../helpers.js";
 import { compressAndEvaluate } from "../compress/reference-helpers.js";
-import { oneLineError, topiary } from "./run-cli.js";
+import { oneLineError, topiary, topiaryInProcess } from "./run-cli.js";
 
 const TEST_TEXT = path.join(DATA, "tinystories", "test.txt");
 const CALIB = path.join(DATA, "tinystories", "calib.txt");
@@ -94,6 +94,8 @@ describe("topiary prune", () => {
     assert.ok(fs.existsSync(path.join(out, "topiary.json")));
   });
 
+  // The refusals run through the CLI's parser in this process (the spawned CLI's one-line errors
+  // are checked above and in cli.test.ts): each spawn would cost more than the check.
   describe("bad input: one line, non-zero exit", () => {
     const cases: [string, string[], RegExp][] = [
       ["sparsity ≥ 1", ["--method", "magnitude", "--sparsity", "1.2"], /sparsity must be in \[0, 1\)/],
@@ -106,7 +108,7 @@ describe("topiary prune", () => {
     ];
     for (const [what, args, message] of cases) {
       it(what, async () => {
-        const r = await topiary(["prune", STORIES, ...args, "--out", path.join(tempDir(), "x")]);
+        const r = await topiaryInProcess(["prune", STORIES, ...args, "--out", path.join(tempDir(), "x")]);
         assert.match(oneLineError(r), message);
       });
     }
@@ -114,7 +116,7 @@ describe("topiary prune", () => {
     it("calibration text shorter than one window", async () => {
       const short = path.join(tempDir(), "short.txt");
       fs.writeFileSync(short, "Once upon a time there was a cat.");
-      const r = await topiary(["prune", STORIES, "--method", "wanda", "--calib", short, "--out", path.join(tempDir(), "x")]);
+      const r = await topiaryInProcess(["prune", STORIES, "--method", "wanda", "--calib", short, "--out", path.join(tempDir(), "x")]);
       assert.match(oneLineError(r), /short\.txt: \d+ tokens is shorter than one calibration window of 512/);
     });
 
@@ -122,7 +124,7 @@ describe("topiary prune", () => {
       const dir = editedStories((name, d) => {
         if (name === "model.layers.2.mlp.up_proj.weight") d[17] = NaN;
       });
-      const r = await topiary(["prune", dir, "--method", "magnitude", "--out", path.join(tempDir(), "x")]);
+      const r = await topiaryInProcess(["prune", dir, "--method", "magnitude", "--out", path.join(tempDir(), "x")]);
       assert.match(oneLineError(r), /model\.layers\.2\.mlp\.up_proj\.weight contains NaN at flat index 17/);
     });
 
@@ -131,7 +133,7 @@ describe("topiary prune", () => {
       const dir = editedStories((name, d) => {
         if (name === "model.layers.1.input_layernorm.weight") d[3] = Infinity;
       });
-      const r = await topiary(["prune", dir, "--method", "sparsegpt", "--calib", CALIB, ...SMALL, "--out", path.join(tempDir(), "x")]);
+      const r = await topiaryInProcess(["prune", dir, "--method", "sparsegpt", "--calib", CALIB, ...SMALL, "--out", path.join(tempDir(), "x")]);
       assert.match(oneLineError(r), /calibration activations entering layer 1 attn_in \(q_proj, k_proj, v_proj\) contain NaN or Inf/);
     });
   });
@@ -141,7 +143,7 @@ describe("topiary prune", () => {
       if (name === "model.layers.0.input_layernorm.weight") d[5] = 0; // q/k/v input column 5 is always 0
     });
     const o = path.join(tempDir(), "dead");
-    const r = await topiary(["prune", dir, "--method", "sparsegpt", "--sparsity", "0.3", "--calib", CALIB, ...SMALL, "--out", o]);
+    const r = await topiaryInProcess(["prune", dir, "--method", "sparsegpt", "--sparsity", "0.3", "--calib", CALIB, ...SMALL, "--out", o]);
     assert.equal(r.code, 0, r.stderr);
     const w = SafetensorsWeights.open(o);
     for (const p of ["q_proj", "k_proj", "v_proj"]) {

@@ -9,15 +9,16 @@ import { SafetensorsModel } from "../../src/formats/safetensors.js";
 import { loadModel } from "../../src/models/load.js";
 import { DATA, STORIES, tempDir } from "../helpers.js";
 import { compressAndEvaluate } from "../compress/reference-helpers.js";
-import { oneLineError, topiary } from "./run-cli.js";
+import { oneLineError, topiary, topiaryInProcess } from "./run-cli.js";
 
 const TEST_TEXT = path.join(DATA, "tinystories", "test.txt");
 const CALIB = path.join(DATA, "tinystories", "calib.txt");
 const CAL = ["--calib", CALIB, "--nsamples", "32", "--calib-seqlen", "128", "--calib-sampling", "first"];
 const LINEAR = /layers\.\d+\.(self_attn|mlp)\.\w+_proj$/;
 
+/** `topiary eval --json`'s perplexity (in this process: the spawned eval is checked in cli.test.ts). */
 async function evalJson(dir: string): Promise<number> {
-  const e = await topiary(["eval", dir, "--data", TEST_TEXT, "--seqlen", "512", "--limit-windows", "120", "--json"]);
+  const e = await topiaryInProcess(["eval", dir, "--data", TEST_TEXT, "--seqlen", "512", "--limit-windows", "120", "--json"]);
   assert.equal(e.code, 0, e.stderr);
   return JSON.parse(e.stdout).perplexity;
 }
@@ -39,7 +40,7 @@ describe("topiary quantize / compress", () => {
     // a partial last group (down_proj: 172 = 5·32 + 12) is kept, and the writer says vLLM will refuse it
     assert.match(r.stderr, /partial last group of 12 columns/);
     const dense = path.join(out, "gptq-dense");
-    assert.equal((await topiary(["quantize", STORIES, "--method", "gptq", "--bits", "4", "--group-size", "32", ...CAL, "--format", "dense", "--out", dense])).code, 0);
+    assert.equal((await topiaryInProcess(["quantize", STORIES, "--method", "gptq", "--bits", "4", "--group-size", "32", ...CAL, "--format", "dense", "--out", dense])).code, 0);
     const a = await evalJson(ct);
     const b = await evalJson(dense);
     t.diagnostic(`in memory ${inMemory}, compressed-tensors ${a}, dense ${b}`);
@@ -63,9 +64,11 @@ describe("topiary quantize / compress", () => {
     model.close();
   });
 
+  // The next two check what the commands write, not the command line (the gptq runs above and
+  // compress --recipe below are spawned), so they run the CLI's parser in this process.
   it("packed 4-bit linears are ≤ 0.3× their fp16 bytes (per channel)", async (t) => {
     const pc = path.join(out, "rtn-pc");
-    const r = await topiary(["quantize", STORIES, "--method", "rtn", "--bits", "4", "--out", pc]);
+    const r = await topiaryInProcess(["quantize", STORIES, "--method", "rtn", "--bits", "4", "--out", pc]);
     assert.equal(r.code, 0, r.stderr);
     const st = SafetensorsModel.open(pc);
     let packed = 0;
@@ -90,7 +93,7 @@ describe("topiary quantize / compress", () => {
 
   it("prune --method sparsegpt --bits 4: joint, pruned weights stay exactly zero and on the grid", async () => {
     const j = path.join(out, "joint");
-    const r = await topiary(["prune", STORIES, "--method", "sparsegpt", "--pattern", "2:4", "--bits", "4", ...CAL, "--format", "compressed-tensors", "--out", j]);
+    const r = await topiaryInProcess(["prune", STORIES, "--method", "sparsegpt", "--pattern", "2:4", "--bits", "4", ...CAL, "--format", "compressed-tensors", "--out", j]);
     assert.equal(r.code, 0, r.stderr);
     const model = loadModel(j);
     for (const name of model.weights.names().filter((n) => LINEAR.test(n.replace(/\.weight$/, "")))) {
@@ -124,6 +127,7 @@ describe("topiary quantize / compress", () => {
     model.close();
   });
 
+  // The refusals run through the CLI's parser in this process: each spawn would cost more than the check.
   describe("bad input: one line, non-zero exit", () => {
     const recipeCase = (text: string) => {
       const f = path.join(tempDir(), "recipe.yaml");
@@ -144,7 +148,7 @@ describe("topiary quantize / compress", () => {
     ];
     for (const [what, args, message] of cases) {
       it(what, async () => {
-        const r = await topiary([...args(), "--out", path.join(tempDir(), "x")]);
+        const r = await topiaryInProcess([...args(), "--out", path.join(tempDir(), "x")]);
         assert.match(oneLineError(r), message);
       });
     }

@@ -6,17 +6,20 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { loadModel } from "../../src/models/load.js";
 import { STORIES, syntheticFolder, tempDir } from "../helpers.js";
-import { topiary } from "./run-cli.js";
+import { topiary, topiaryInProcess } from "./run-cli.js";
 
 const size = (dir: string) => fs.statSync(path.join(dir, "model.safetensors")).size;
 
-/** Prunes `model` twice, dense and sparse; returns the two folders. */
+/**
+ * Prunes `model` twice, dense and sparse; returns the two folders. The sparse run is the spawned
+ * CLI; the dense one, only the baseline of the comparison, runs the CLI's parser in this process.
+ */
 async function pruneBoth(model: string, args: string[]): Promise<{ dense: string; sparse: string }> {
   const out = tempDir();
   const dense = path.join(out, "dense");
   const sparse = path.join(out, "sparse");
   for (const [dir, format] of [[dense, "dense"], [sparse, "compressed-tensors"]] as const) {
-    const r = await topiary(["prune", model, "--method", "magnitude", ...args, "--format", format, "--out", dir]);
+    const r = await (format === "dense" ? topiaryInProcess : topiary)(["prune", model, "--method", "magnitude", ...args, "--format", format, "--out", dir]);
     assert.equal(r.code, 0, r.stderr);
   }
   return { dense, sparse };

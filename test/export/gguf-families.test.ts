@@ -14,7 +14,7 @@ import { GgufFile } from "../../src/formats/gguf/reader.js";
 import { loadModel } from "../../src/models/load.js";
 import { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
-import { oneLineError, topiary } from "../cli/run-cli.js";
+import { oneLineError, topiaryInProcess } from "../cli/run-cli.js";
 import { DATA, REFERENCE, STORIES, tempDir } from "../helpers.js";
 import { llamaCppGreedy, loadLlama } from "./llama-cpp.js";
 
@@ -111,7 +111,8 @@ describe("GGUF q4_0 of a GPTQ-quantized BLOOM", () => {
   test("query_key_value keeps its codes through the q|k|v row reorder: the file holds exactly the quantized weights (up to f16 scales)", async () => {
     const dir = path.join(tempDir("topiary-gguf-gptq-"), "bloom-gptq");
     const calib = ["--calib", path.join(DATA, "tinystories", "calib.txt"), "--nsamples", "4", "--calib-seqlen", "64", "--calib-sampling", "first"];
-    const q = await topiary(["quantize", path.join(ARCH, "bloom"), "--method", "gptq", "--bits", "4", "--group-size", "32", "--sym", ...calib, "--out", dir]);
+    // the CLI's parser in this process: the files are the subject, not the command line
+    const q = await topiaryInProcess(["quantize", path.join(ARCH, "bloom"), "--method", "gptq", "--bits", "4", "--group-size", "32", "--sym", ...calib, "--out", dir]);
     assert.equal(q.code, 0, q.stderr);
     for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(path.join(STORIES, f), path.join(dir, f));
     const model = loadModel(dir);
@@ -137,7 +138,7 @@ describe("GGUF q4_0 of a GPTQ-quantized BLOOM", () => {
 describe("GGUF export of OPT", () => {
   test("refused in one line (llama.cpp has no OPT architecture), nothing written", async () => {
     const out = path.join(tempDir(), "opt.gguf");
-    const r = await topiary(["export", path.join(ARCH, "opt"), "--to", "gguf", "--out", out]);
+    const r = await topiaryInProcess(["export", path.join(ARCH, "opt"), "--to", "gguf", "--out", out]);
     assert.match(oneLineError(r), /GGUF export supports .*; this model is OPTForCausalLM$/);
     assert.ok(!fs.existsSync(out));
   });

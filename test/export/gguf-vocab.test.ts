@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import { bpeVocab, ggufVocab, vocabMetadata, type BpeVocab } from "../../src/export/gguf-vocab.js";
 import { FormatError } from "../../src/formats/errors.js";
 import { TokenType } from "../../src/formats/gguf/constants.js";
-import { topiary } from "../cli/run-cli.js";
+import { topiaryInProcess } from "../cli/run-cli.js";
 import { copyStories } from "../formats/broken-models.js";
 import { REFERENCE, tempDir } from "../helpers.js";
 
@@ -91,7 +91,8 @@ describe("GGUF vocabularies of the reference tokenizers", () => {
     tj.pre_tokenizer = { type: "Metaspace", replacement: "▁", prepend_scheme: "always", split: false };
     fs.writeFileSync(path.join(model, "tokenizer.json"), JSON.stringify(tj));
     const outDir = tempDir("topiary-gguf-vocab-out-");
-    const r = await topiary(["export", model, "--to", "gguf", "--type", "f32", "--out", path.join(outDir, "m.gguf")]);
+    // the CLI's parser in this process (the spawned export's refusals are checked in gguf-cli.test.ts)
+    const r = await topiaryInProcess(["export", model, "--to", "gguf", "--type", "f32", "--out", path.join(outDir, "m.gguf")]);
     assert.equal(r.code, 1);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     assert.match(r.stderr, /^topiary: .*tokenizer\.json: pre-tokenizer Metaspace does not end in ByteLevel; GGUF export writes byte-level BPE only where/);

@@ -180,8 +180,13 @@ export async function inProcessCli(args: string[], env: Record<string, string>):
   let stdout = "";
   let stderr = "";
   Object.assign(process.env, env);
-  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true)) as typeof process.stderr.write;
+  // text is the CLI's; Buffers are node's test runner reporting through this process's stdout
+  // while a test runs, and must still reach it
+  const capture = (stream: NodeJS.WriteStream, original: typeof process.stdout.write, append: (s: string) => void) =>
+    ((chunk: string | Uint8Array, ...rest: unknown[]) =>
+      typeof chunk === "string" ? (append(chunk), true) : (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest)) as typeof process.stdout.write;
+  process.stdout.write = capture(process.stdout, writes.out, (s) => (stdout += s));
+  process.stderr.write = capture(process.stderr, writes.err, (s) => (stderr += s));
   const t0 = performance.now();
   let code = 0;
   try {

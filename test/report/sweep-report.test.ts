@@ -11,7 +11,7 @@ import { perplexity } from "../../src/eval/perplexity.js";
 import { loadModel } from "../../src/models/load.js";
 import { readResults, type SweepResults } from "../../src/sweep/results.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { oneLineError, topiary, type CliRun } from "../cli/run-cli.js";
+import { oneLineError, topiary, topiaryInProcess, type CliRun } from "../cli/run-cli.js";
 import { DATA, STORIES, tempDir } from "../helpers.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -149,7 +149,7 @@ test("sweep: a rerun reuses finished runs and redoes a crashed one; changed inpu
   fs.rmSync(path.join(out, "runs", "mixed", "run.json"));
   fs.mkdirSync(path.join(out, "runs", "mixed", ".model.tmp-1-abcdef"));
   const db = sensitivityDb(results);
-  const again = await topiary(sweepArgs(["--sensitivity", db]));
+  const again = await topiaryInProcess(sweepArgs(["--sensitivity", db]));
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /\[1\/3\] sgpt50: reusing the compressed model/);
   assert.match(again.stderr, /\[2\/3\] gptq4: reusing the compressed model/);
@@ -164,7 +164,7 @@ test("sweep: a rerun reuses finished runs and redoes a crashed one; changed inpu
   }
   assert.equal(second.sensitivity, path.relative(out, db));
 
-  const changed = await topiary(sweepArgs(["--nsamples", "4"]));
+  const changed = await topiaryInProcess(sweepArgs(["--nsamples", "4"]));
   assert.match(oneLineError(changed), /runs\/sgpt50: made from other settings .* pass --overwrite/);
 });
 
@@ -264,18 +264,20 @@ function sensitivityDb(r: SweepResults): string {
   return file;
 }
 
+// The refusals run the CLI's parser in this process (the first sweep and the report are spawned):
+// a spawn would cost more than the check.
 test("sweep and report: bad input is one line", async () => {
   const dir = tempDir();
   const evalFile = path.join(DATA, "tinystories", "test.txt");
   const base = ["sweep", STORIES, "--eval", evalFile, "--out", path.join(dir, "s")];
-  assert.match(oneLineError(await topiary([...base, "--grid", "gptq:5"])), /^topiary: --grid entry "gptq:5" \(gptq\): field "bits": bits must be one of 2, 3, 4, 8$/);
-  assert.match(oneLineError(await topiary([...base, "--grid", "gptq:4", "--recipes", "x.yaml"])), /give either --recipes or --grid/);
-  assert.match(oneLineError(await topiary([...base, "--grid", "gptq:4"])), /--calib is needed: gptq-4bit uses calibration data/);
+  assert.match(oneLineError(await topiaryInProcess([...base, "--grid", "gptq:5"])), /^topiary: --grid entry "gptq:5" \(gptq\): field "bits": bits must be one of 2, 3, 4, 8$/);
+  assert.match(oneLineError(await topiaryInProcess([...base, "--grid", "gptq:4", "--recipes", "x.yaml"])), /give either --recipes or --grid/);
+  assert.match(oneLineError(await topiaryInProcess([...base, "--grid", "gptq:4"])), /--calib is needed: gptq-4bit uses calibration data/);
   fs.writeFileSync(path.join(dir, "db.json"), JSON.stringify({ settings: [{ id: "a", method: "gptq" }], linears: [{ name: "l", layer: 0, shape: [2, 2], relLoss: { b: 1 } }] }));
   assert.match(
-    oneLineError(await topiary([...base, "--grid", "magnitude:0.5", "--sensitivity", path.join(dir, "db.json")])),
+    oneLineError(await topiaryInProcess([...base, "--grid", "magnitude:0.5", "--sensitivity", path.join(dir, "db.json")])),
     /db\.json: linear "l": relLoss names setting "b", which "settings" does not list$/,
   );
-  assert.equal(oneLineError(await topiary(["report", dir])), `topiary: ${path.join(dir, "results.json")}: missing (expected a folder written by \`topiary sweep\`)`);
+  assert.equal(oneLineError(await topiaryInProcess(["report", dir])), `topiary: ${path.join(dir, "results.json")}: missing (expected a folder written by \`topiary sweep\`)`);
   assert.equal(fs.existsSync(path.join(dir, "s")), false);
 });

@@ -20,7 +20,7 @@ import { buildStage } from "../../../src/compress/registry.js";
 import { SafetensorsFile } from "../../../src/formats/safetensors.js";
 import { loadModel } from "../../../src/models/load.js";
 import { DATA, STORIES, tempDir } from "../../helpers.js";
-import { topiary } from "../../cli/run-cli.js";
+import { topiary, topiaryInProcess } from "../../cli/run-cli.js";
 import { compressAndEvaluate, referenceCalibration } from "../reference-helpers.js";
 
 const CALIB = path.join(DATA, "tinystories", "calib.txt");
@@ -69,25 +69,27 @@ describe("budget solver CLI", () => {
       assert.equal(l.bits, Number(m[1]), name);
       assert.equal(l.groupSize, m[3] ? Number(m[3]) : -1, name);
     }
-    // the same plan from the recipe: the same weights
+    // the same plan from the recipe: the same weights (the CLI's parser in this process: the
+    // spawned compress --recipe is checked in test/cli/quantize.test.ts)
     const again = path.join(dir, "again");
-    const r2 = await topiary(["compress", STORIES, ...SMALL, "--recipe", path.join(out, "recipe.yaml"), "--out", again], 300_000);
+    const r2 = await topiaryInProcess(["compress", STORIES, ...SMALL, "--recipe", path.join(out, "recipe.yaml"), "--out", again]);
     assert.equal(r2.code, 0, r2.stderr);
     assert.equal(linearBytes(again, names), written);
     assert.ok(fs.readFileSync(path.join(again, "model.safetensors")).equals(fs.readFileSync(path.join(out, "model.safetensors"))));
   });
 
+  // in this process (the CLI's parser; a spawn would cost more than the checks)
   it("refuses a budget below the smallest plan and a database of another model", async () => {
     const dir = tempDir();
     const db = path.join(dir, "db.json");
-    const s = await topiary(["sensitivity", STORIES, ...SMALL, "--sparsities", "0.5", "--patterns", "none", "--bits", "4", "--group-sizes", "-1", "--targets", "layers\\.0\\.", "--out", db], 300_000);
+    const s = await topiaryInProcess(["sensitivity", STORIES, ...SMALL, "--sparsities", "0.5", "--patterns", "none", "--bits", "4", "--group-sizes", "-1", "--targets", "layers\\.0\\.", "--out", db]);
     assert.equal(s.code, 0, s.stderr);
-    const low = await topiary(["compress", STORIES, ...SMALL, "--target-bytes", "100", "--sensitivity", db, "--out", path.join(dir, "o")]);
+    const low = await topiaryInProcess(["compress", STORIES, ...SMALL, "--target-bytes", "100", "--sensitivity", db, "--out", path.join(dir, "o")]);
     assert.match(low.stderr, /^topiary: .*below the smallest plan/);
     const data = JSON.parse(fs.readFileSync(db, "utf8"));
     data.linears[0].shape = [1, 2];
     fs.writeFileSync(db, JSON.stringify(data));
-    const bad = await topiary(["compress", STORIES, ...SMALL, "--target-bpw", "4", "--sensitivity", db, "--out", path.join(dir, "o")]);
+    const bad = await topiaryInProcess(["compress", STORIES, ...SMALL, "--target-bpw", "4", "--sensitivity", db, "--out", path.join(dir, "o")]);
     assert.match(bad.stderr, /^topiary: .*db\.json: linear model\.layers\.0\.self_attn\.q_proj is \[1, 2\] in the database, \[64, 64\] in the model\n$/);
     assert.equal(fs.existsSync(path.join(dir, "o")), false);
   });
