@@ -29,6 +29,25 @@ fs.writeFileSync(trainText, calibText.slice(0, 240));
 const STEPS = 4;
 
 /** Each layer's [heads, KV heads, MLP channels] (every family's config holds `layers`). */
+/** mean over positions of KL(p_teacher ‖ p_student), float64 (the `kl` loss at τ = 1: train/head-loss.ts) */
+function meanKl(teacher: Float32Array, student: Float32Array, V: number): number {
+  const logSoftmax = (x: Float32Array, r: number) => {
+    let m = -Infinity;
+    for (let j = 0; j < V; j++) m = Math.max(m, x[r * V + j]!);
+    let z = 0;
+    for (let j = 0; j < V; j++) z += Math.exp(x[r * V + j]! - m);
+    return Array.from({ length: V }, (_, j) => x[r * V + j]! - m - Math.log(z));
+  };
+  const N = teacher.length / V;
+  let sum = 0;
+  for (let r = 0; r < N; r++) {
+    const lt = logSoftmax(teacher, r);
+    const ls = logSoftmax(student, r);
+    for (let j = 0; j < V; j++) sum += Math.exp(lt[j]!) * (lt[j]! - ls[j]!);
+  }
+  return sum / N;
+}
+
 const widthsOf = (m: CausalLM) => (m.config as unknown as { layers: LayerStructure[] }).layers.map((l) => [l.numHeads, l.numKvHeads, l.intermediateSize]);
 
 describe("recover (masked, KL) on a FLAP-30 % student of every family", present, () => {
@@ -46,13 +65,19 @@ describe("recover (masked, KL) on a FLAP-30 % student of every family", present,
         calibration: { batch, info: { file: "calib.txt", sha256: "", tokens: 0, nsamples: 4, seqlen: 64, sampling: "first", seed: 0 } },
       });
       const pruned = loadModel(student);
+      const teacher = loadModel(dir);
       const widths = widthsOf(pruned);
       // FLAP chose per-layer widths below the checkpoint's (the case the block backward must follow)
-      const full = widthsOf(loadModel(dir))[0]!;
+      const full = widthsOf(teacher)[0]!;
       assert.ok(widths.some((w) => w[0]! < full[0]! || w[2]! < full[2]!), `widths ${JSON.stringify(widths)}`);
+      // the training text is one window (seqlen = its length), so every batch row is the whole text:
+      // the first loss is the KL of the models' own forward graphs on it — the training graphs
+      // (block backwards with the pruned widths, biases, slopes) compute the same model
+      const trainIds = Int32Array.from(tok.encode(fs.readFileSync(trainText, "utf8")));
+      const T = trainIds.length;
+      const kl0 = meanKl(await teacher.forward(trainIds, 1, T), await pruned.forward(trainIds, 1, T), teacher.config.vocabSize);
+      teacher.close();
       pruned.close();
-
-      const T = tok.encode(fs.readFileSync(trainText, "utf8")).length;
       const outDir = path.join(work, `${name}-recovered`);
       const { record } = await runRecovery({
         studentDir: student,
@@ -67,6 +92,7 @@ describe("recover (masked, KL) on a FLAP-30 % student of every family", present,
       console.log(`# ${name} FLAP-30 %: widths ${JSON.stringify(widths)}, loss ${curve.map((l) => l.toFixed(4)).join(" → ")}`);
       assert.equal(curve.length, STEPS);
       assert.ok(curve.every(Number.isFinite), `finite losses: ${curve}`);
+      assert.ok(Math.abs(curve[0]! - kl0) <= 1e-3 * kl0, `first loss ${curve[0]}, KL of the forward graphs ${kl0}`);
       for (let i = 1; i < curve.length; i++) assert.ok(curve[i]! < curve[i - 1]!, `step ${i + 1}: loss ${curve[i - 1]} → ${curve[i]}`);
 
       // the written student reloads: the pruned widths, finite logits that differ from the untrained student's
