@@ -182,7 +182,11 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
       ...job.record,
     };
     const trained = studentWith(student, result.weights);
-    writeDenseSafetensors(out.dir, trained.weights, (n) => storedFloatDtype(trained.weights, n));
+    // written in the checkpoint's own names and layouts (models/family.ts checkpointView: GPT-2's
+    // Conv1D weights back to [in, out]), as the compressors write
+    const view = trained.family.checkpointView;
+    const saved = view ? view.toCheckpoint(trained.config, trained.weights) : trained.weights;
+    writeDenseSafetensors(out.dir, saved, (n) => storedFloatDtype(saved, n));
     copyModelFiles(job.studentDir, out.dir, student.config.raw);
     fs.writeFileSync(path.join(out.dir, "topiary.json"), JSON.stringify(record, null, 2) + "\n");
     out.finish();

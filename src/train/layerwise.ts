@@ -106,8 +106,9 @@ export async function layerwiseDistill(
     ({ xs, xt } = r);
     first = r.block;
   } else {
-    xs = await student.embed(ids);
-    xt = await teacher.embed(ids);
+    // `windows` windows of T tokens: learned positions (GPT-2, OPT) restart at 0 in every window
+    xs = await student.embed(ids, windows, T);
+    xt = await teacher.embed(ids, windows, T);
   }
   const t0 = performance.now();
   const rowSize = T * D;

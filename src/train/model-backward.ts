@@ -184,7 +184,8 @@ export async function modelGradients(
 ): Promise<ModelGradients> {
   const { B, T } = l;
   const inputs: Float32Array[] = [];
-  let h = await student.embed(ids);
+  // B windows of T tokens: learned positions (GPT-2, OPT) restart at 0 in every window
+  let h = await student.embed(ids, B, T);
   for (let i = 0; i < student.numLayers; i++) {
     inputs.push(h);
     h = (await student.runLayer(i, h, B, T, { weights: weightsOf(i) })).hidden;

@@ -22,7 +22,7 @@ export class EndToEnd {
   /** `ids`: B windows of T tokens. */
   static async prepare(model: CausalLM, ids: Int32Array, B: number, T: number): Promise<EndToEnd> {
     const inputs: Float32Array[] = [];
-    let h = await model.embed(ids);
+    let h = await model.embed(ids, B, T);
     for (let i = 0; i < model.numLayers; i++) {
       inputs.push(h);
       h = (await model.runLayer(i, h, B, T, {})).hidden;

@@ -11,7 +11,7 @@ export async function blockSimilarity(model: CausalLM, calib: CalibrationBatch):
   const D = model.config.hiddenSize;
   const T = calib.seqlen;
   const perRun = Math.max(1, Math.floor(8192 / T));
-  let hidden = await model.embed(calib.ids);
+  let hidden = await model.embed(calib.ids, calib.nsamples, calib.seqlen);
   const out: number[] = [];
   for (let i = 0; i < model.numLayers; i++) {
     const next = new Float32Array(hidden.length);

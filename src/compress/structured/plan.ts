@@ -157,7 +157,7 @@ function gramsFor(model: CausalLM, i: number, groups: UnitGroup[]) {
 /** FLAP's scoring pass: statistics of the dense model, every layer. */
 async function flapSelection(model: CausalLM, calib: CalibrationBatch, opts: StructuredOptions): Promise<LayerSelection[]> {
   const L = model.numLayers;
-  let hidden = await model.embed(calib.ids);
+  let hidden = await model.embed(calib.ids, calib.nsamples, calib.seqlen);
   const layers: LayerInputs<FluctuationStats>[] = [];
   for (let i = 0; i < L; i++) {
     const weights = model.layerWeights(i);
@@ -360,7 +360,7 @@ export async function planStructured(model: CausalLM, calib: CalibrationBatch, o
   // the sequential pass: layer i sees the outputs of the already-pruned layers before it
   const run = reconstruct ? withConsumerBiases(model) : model;
   const selections: LayerSelection[] = [];
-  let hidden = await model.embed(calib.ids);
+  let hidden = await model.embed(calib.ids, calib.nsamples, calib.seqlen);
   for (let i = 0; i < L; i++) {
     const groups = unitsOf(model, i);
     const weights = run.layerWeights(i);

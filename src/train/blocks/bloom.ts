@@ -20,7 +20,9 @@ const L = {
 
 export function bloomBlockBackward(c: BloomConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
-  const { numHeads: H, headDim: hd } = c;
+  // the layer's own head count and ALiBi slopes (a structurally pruned layer keeps some heads)
+  const H = c.layers[layer]!.numHeads;
+  const hd = c.headDim;
   const b = new BlockGraph(opts, c.hiddenSize, bloomFamily.layerTensors(c, layer));
   const { o, x, N } = b;
   const att = { B, T: seq, H, KV: H, hd };
@@ -38,7 +40,7 @@ export function bloomBlockBackward(c: BloomConfig, layer: number, opts: BlockBac
   const qkv = b.linear(L.qkv, n1.y, true);
   const [q, k, v] = splitInterleaved(o, qkv.y, N, H, hd);
   const heads = (t: string) => o.reshape(t, [B, seq, H, hd]);
-  const a = fAttention(o, heads(q), heads(k), heads(v), b.mask(null), att, { bias: b.alibi(c.alibiSlopes) });
+  const a = fAttention(o, heads(q), heads(k), heads(v), b.mask(null), att, { bias: b.alibi(c.layerSlopes[layer]!) });
   const oProj = b.linear(L.o, a.y, true);
   const x2 = o.add(post ? n1.y : x, oProj.y); //                                           residual
   const n2 = norm(L.mlpNorm, x2);

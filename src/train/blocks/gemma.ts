@@ -31,7 +31,9 @@ const gemmaNorm = (o: Ops, x: string, w: string, eps: number) => fRmsNorm(o, x, 
 
 export function gemmaBlockBackward(c: GemmaConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
-  const { numHeads: H, numKvHeads: KV, headDim: hd } = c;
+  // the layer's own widths and biases (structured pruning; FLAP's compensation biases)
+  const { numHeads: H, numKvHeads: KV, oBias, downBias } = c.layers[layer]!;
+  const hd = c.headDim;
   // the two Gemma adapters list the same layer tensors for the same config
   const b = new BlockGraph(opts, c.hiddenSize, gemma2Family.layerTensors(c, layer));
   const { o, x, N } = b;
@@ -65,14 +67,14 @@ export function gemmaBlockBackward(c: GemmaConfig, layer: number, opts: BlockBac
   const qr = fRope(o, qn.y, cos, sin, hd);
   const kr = fRope(o, kn.y, cos, sin, hd);
   const a = fAttention(o, qr, kr, o.reshape(v.y, [B, seq, KV, hd]), mask, att, { scale: c.attnScale, softcap: c.attnSoftcap });
-  const oProj = b.linear(T.o, a.y, false);
+  const oProj = b.linear(T.o, a.y, oBias);
   const n2 = gemmaNorm(o, oProj.y, b.param(T.postAttnNorm), eps);
   const x2 = o.add(x, n2.y); //                                                            residual
   const n3 = gemmaNorm(o, x2, b.param(T.preFfnNorm), eps);
   const gate = b.linear(T.gate, n3.y, false);
   const up = b.linear(T.up, n3.y, false);
   const act = fGated(o, c.hiddenAct, gate.y, up.y);
-  const down = b.linear(T.down, act.y, false);
+  const down = b.linear(T.down, act.y, downBias);
   const n4 = gemmaNorm(o, down.y, b.param(T.postFfnNorm), eps);
   const out = o.add(x2, n4.y); //                                                          residual
 

@@ -19,7 +19,10 @@ const L = {
 
 export function gptNeoxBlockBackward(c: NeoxConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
-  const { numHeads: H, headDim: hd, rotaryDim } = c;
+  const { headDim: hd, rotaryDim } = c;
+  // the layer's own widths and biases (structured pruning; FLAP's dense compensation bias)
+  const H = c.layers[layer]!.numHeads;
+  const specs = new Map(gptNeoxFamily.linears(c, layer).map((s) => [s.suffix, s.hasBias]));
   const b = new BlockGraph(opts, c.hiddenSize, gptNeoxFamily.layerTensors(c, layer));
   const { o, x, N } = b;
   const att = { B, T: seq, H, KV: H, hd };
@@ -34,13 +37,13 @@ export function gptNeoxBlockBackward(c: NeoxConfig, layer: number, opts: BlockBa
 
   // ---- forward, recomputed from the block input
   const n1 = norm(L.attnNorm, x);
-  const qkv = b.linear(L.qkv, n1.y, c.attentionBias);
+  const qkv = b.linear(L.qkv, n1.y, specs.get(L.qkv)!);
   const [q, k, v] = splitInterleaved(o, qkv.y, N, H, hd);
   const heads = (t: string) => o.reshape(t, [B, seq, H, hd]);
   const qr = fPartialRope(o, heads(q), cos, sin, rotaryDim, hd);
   const kr = fPartialRope(o, heads(k), cos, sin, rotaryDim, hd);
   const a = fAttention(o, qr, kr, heads(v), b.mask(null), att);
-  const attn = b.linear(L.o, a.y, c.attentionBias);
+  const attn = b.linear(L.o, a.y, specs.get(L.o)!);
   // parallel: the MLP reads ln2(x), beside attention; sequential: ln2(x + attn)
   const x2 = c.parallelResidual ? x : o.add(x, attn.y);
   const n2 = norm(L.mlpNorm, x2);

@@ -19,7 +19,9 @@ const T = {
 
 export function phi3BlockBackward(c: Phi3Config, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
-  const { numHeads: H, numKvHeads: KV, headDim: hd, intermediateSize: F } = c;
+  // the layer's own widths and biases (structured pruning; FLAP's compensation biases)
+  const { numHeads: H, numKvHeads: KV, intermediateSize: F, oBias, downBias } = c.layers[layer]!;
+  const hd = c.headDim;
   const b = new BlockGraph(opts, c.hiddenSize, phi3Family.layerTensors(c, layer));
   const { o, x, N } = b;
   const { cos, sin } = b.rope("rope", c.rotaryDim);
@@ -33,13 +35,13 @@ export function phi3BlockBackward(c: Phi3Config, layer: number, opts: BlockBackw
   const qr = fPartialRope(o, o.reshape(q, [B, seq, H, hd]), cos, sin, c.rotaryDim, hd);
   const kr = fPartialRope(o, o.reshape(k, [B, seq, KV, hd]), cos, sin, c.rotaryDim, hd);
   const a = fAttention(o, qr, kr, o.reshape(v, [B, seq, KV, hd]), mask, att);
-  const oProj = b.linear(T.o, a.y, false);
+  const oProj = b.linear(T.o, a.y, oBias);
   const x2 = o.add(x, oProj.y); //                                                         residual
   const n2 = fRmsNorm(o, x2, b.param(T.postNorm), c.rmsNormEps);
   const gu = b.linear(T.gateUp, n2.y, false);
   const [gate, up] = splitParts(o, gu.y, [F, F]) as [string, string];
   const act = fGated(o, c.hiddenAct, gate, up);
-  const down = b.linear(T.down, act.y, false);
+  const down = b.linear(T.down, act.y, downBias);
   const out = o.add(x2, down.y); //                                                        residual
 
   // ---- backward, in reverse

@@ -6,7 +6,7 @@ import { blockSimilarity, layersToDrop, withoutLayers } from "../../../src/compr
 import { calibrationWindows } from "../../../src/data/calibration.js";
 import { loadModel } from "../../../src/models/load.js";
 import { TextTokenizer } from "../../../src/tokenizer/tokenizer.js";
-import { DATA, STORIES } from "../../helpers.js";
+import { DATA, REFERENCE, STORIES } from "../../helpers.js";
 
 test("layersToDrop takes the k most similar blocks; k out of range is one clear error", () => {
   assert.deepEqual(layersToDrop([0.5, 0.9, 0.7, 0.95], 2), [1, 3]);
@@ -34,4 +34,16 @@ test("dropping layers: the view runs the kept layers, renumbered, and similarity
   const b = (await model.runLayer(4, x, 1, 128)).hidden;
   assert.deepEqual(a, b);
   assert.ok(!small.weights.has(`model.layers.${small.numLayers}.mlp.down_proj.weight`));
+});
+
+test("learned positions restart in every calibration window (GPT-2): two copies of a window score as the window", async () => {
+  const dir = path.join(REFERENCE, "architectures", "gpt2");
+  const model = loadModel(dir);
+  const ids = TextTokenizer.load(dir).encode(fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 2000));
+  const one = calibrationWindows(ids, { nsamples: 1, seqlen: 32, sampling: "first", seed: 0 });
+  const twice = { ...one, ids: Int32Array.from([...one.ids, ...one.ids]), nsamples: 2 };
+  const a = await blockSimilarity(model, one);
+  const b = await blockSimilarity(model, twice);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-6, `layer ${i}: one window ${a[i]}, two copies ${b[i]}`);
+  model.close();
 });

@@ -2,6 +2,7 @@
 import { after, test } from "node:test";
 import { releaseSessions } from "../../../src/runtime/ort.js";
 import { checkBlock, checkHead, report, reportHead } from "./check-block.js";
+import { alibiSlopes } from "../../../src/models/fused-layout.js";
 
 after(releaseSessions);
 
@@ -28,4 +29,10 @@ test("BLOOM block: residuals from the LayerNorm outputs (apply_residual_connecti
 
 test("BLOOM head: ln_f, tied head", async () => {
   reportHead("bloom", await checkHead(bloom()));
+});
+
+test("BLOOM block after structured pruning: layer 1 with heads 1 and 3 of 4 kept (their ALiBi slopes), 20 channels", async () => {
+  const all = alibiSlopes(4);
+  const sp = { num_attention_heads: [4, 2], num_key_value_heads: [4, 2], intermediate_size: [64, 20], alibi_slopes: [all, [all[1]!, all[3]!]] };
+  report("bloom pruned layer", await checkBlock(bloom({ n_layer: 2, num_hidden_layers: 2, structured_pruning: sp }), { layer: 1 }));
 });

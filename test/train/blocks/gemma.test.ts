@@ -38,3 +38,9 @@ test("Gemma 3 block: per-head q/k norms, local / global rotary base per layer", 
 test("Gemma 2 head: (1 + w) final norm, tied head, final-logit softcap", async () => {
   reportHead("gemma2", await checkHead(gemma(2, { final_logit_softcapping: 3.0 })));
 });
+
+test("Gemma block after structured pruning: 2 of 4 heads (1 KV head), 5 channels, o_proj / down_proj compensation biases", async () => {
+  const sp = { num_attention_heads: [2, 4], num_key_value_heads: [1, 2], intermediate_size: [5, 12], o_proj_bias: [true, false], down_proj_bias: [true, false] };
+  report("gemma2 pruned sliding layer", await checkBlock(gemma(2, { attn_logit_softcapping: 2.0, structured_pruning: sp }), { layer: 0, T: 6 }));
+  report("gemma3 pruned sliding layer", await checkBlock(gemma(3, { structured_pruning: sp }), { layer: 0, T: 6 }));
+});

@@ -29,3 +29,9 @@ test("GPT-NeoX block: sequential residual, no attention biases, full rotary", as
 test("GPT-NeoX head: final LayerNorm, embed_out", async () => {
   reportHead("gpt_neox", await checkHead(neox()));
 });
+
+test("GPT-NeoX block after structured pruning: 1 of 2 heads, 9 channels, dense compensation bias without attention biases", async () => {
+  const sp = { num_attention_heads: [1, 2], num_key_value_heads: [1, 2], intermediate_size: [9, 24], o_proj_bias: [true, false], down_proj_bias: [true, false] };
+  report("gpt_neox pruned layer (parallel)", await checkBlock(neox({ num_hidden_layers: 2, attention_bias: false, structured_pruning: sp }), { layer: 0 }));
+  report("gpt_neox pruned layer (sequential)", await checkBlock(neox({ num_hidden_layers: 2, use_parallel_residual: false, structured_pruning: sp }), { layer: 0 }));
+});

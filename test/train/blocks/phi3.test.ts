@@ -28,3 +28,8 @@ test("Phi-3 block: partial rotary (factor 0.5) and a sliding window shorter than
 test("Phi-3 head: final RMSNorm, untied LM head", async () => {
   reportHead("phi3", await checkHead(phi3()));
 });
+
+test("Phi-3 block after structured pruning: layer 1 with 2 of 4 heads (1 KV head), 5 channels, o_proj / down_proj compensation biases", async () => {
+  const sp = { num_attention_heads: [4, 2], num_key_value_heads: [2, 1], intermediate_size: [12, 5], o_proj_bias: [false, true], down_proj_bias: [false, true] };
+  report("phi3 pruned layer", await checkBlock(phi3({ num_hidden_layers: 2, partial_rotary_factor: 0.5, structured_pruning: sp }), { layer: 1 }));
+});
