@@ -27,7 +27,7 @@
 // not started (it would push other work on this machine out of memory): its projection is printed,
 // marked as such.
 //
-//   node scripts/tuned.mjs bench/recover.ts [--batch 4] [--seqlen 512] [--repeats 2] [--layers 2,4,22] [--no-step]
+//   node scripts/tuned.mjs bench/recover.ts [--batch 4] [--seqlen 512] [--repeats 2] [--layers 2,4,22 [--modes lora,masked]] [--no-step]
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -178,6 +178,8 @@ function memAvailable(): number {
   return m ? Number(m[1]) * 1024 : os.freemem();
 }
 
+const MODES = (process.argv.includes("--modes") ? process.argv[process.argv.indexOf("--modes") + 1]!.split(",") : ["lora", "masked"]) as ("lora" | "masked")[];
+
 async function rssBench(depths: number[]): Promise<void> {
   const GB = (b: number) => (b / 1e9).toFixed(2);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "topiary-bench-recover-"));
@@ -187,7 +189,7 @@ async function rssBench(depths: number[]): Promise<void> {
     for (const layers of [...depths].sort((a, b) => a - b)) {
       const dir = path.join(root, `l${layers}`);
       let written = false;
-      for (const mode of ["lora", "masked"] as const) {
+      for (const mode of MODES) {
         const prior = seen[mode]!;
         const projected =
           prior.length >= 2 ? prior.at(-1)!.rss + ((prior.at(-1)!.rss - prior.at(-2)!.rss) / (prior.at(-1)!.layers - prior.at(-2)!.layers)) * (layers - prior.at(-1)!.layers) : null;
@@ -228,7 +230,9 @@ const child = process.argv.indexOf("--rss-child");
 if (child >= 0) {
   await rssChild(process.argv[child + 1]!, process.argv[child + 2] as "lora" | "masked");
 } else {
-  if (!process.argv.includes("--no-step")) await stepBench();
+  // RSS first: the step bench leaves this process holding a block's weights and sessions (GBs)
+  // while the children would run beside it
   const layersArg = process.argv.indexOf("--layers");
   if (layersArg >= 0) await rssBench(process.argv[layersArg + 1]!.split(",").map(Number));
+  if (!process.argv.includes("--no-step")) await stepBench();
 }
