@@ -21,7 +21,7 @@
 //
 // --layers N[,M…]: peak RSS of one whole training step (recover(): teacher forward, student
 // forward + backward, AdamW) of an N-layer TinyLlama-shaped student (fp16 checkpoint on disk, the
-// teacher the same folder), with --mode lora (r 8) and with masked fine-tuning, each in a fresh
+// teacher the same folder), with LoRA (r 8) and with masked fine-tuning (--modes picks), each in a fresh
 // process (its own process.resourceUsage().maxRSS). Depths run in increasing order; a depth
 // whose RSS, projected linearly from the two before it, exceeds the memory available now is
 // not started (it would push other work on this machine out of memory): its projection is printed,
