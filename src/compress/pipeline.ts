@@ -147,6 +147,8 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
         results.push(result);
         const relativeError = s ? await relativeOutputError(W, result.weight, s.errorGram()) : null;
         reports.push(linearReport(result, relativeError, (performance.now() - t1) / 1000));
+        // the last reader of this input is done: its H and Hinv need not sit beside the next ones
+        if (s && !group.slice(group.indexOf(l) + 1).some((o) => o.input === l.input)) s.release();
         killPoint("linear-compressed");
       }
     }
