@@ -83,6 +83,7 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
   const startLayer = opts.startLayer ?? 0;
   if (startLayer > 0 && useCalibration && !opts.startInputs) throw new Error(`resuming at layer ${startLayer} needs that layer's calibration inputs`);
   let inputs = useCalibration ? (startLayer > 0 ? opts.startInputs! : await model.embed(calibration!.ids, calibration!.nsamples, calibration!.seqlen)) : null;
+  model.releaseGlobals(); // the embedding table is not needed again here
   const nsamples = calibration?.nsamples ?? 0;
   const T = calibration?.seqlen ?? 0;
   const bytesPerToken = (4 * D + 3 * model.config.intermediateSize) * 4;
