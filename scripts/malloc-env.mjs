@@ -3,10 +3,15 @@
 // over 32 MB is a fresh mmap whose pages fault in one by one, which on the VMs we run on cost
 // ~15 µs per 4 KB page: a 45 MB allocation took 190 ms before its first use, 6 ms with these
 // settings (freed memory is kept and reused, and mappings use transparent huge pages).
+// Blocks of 64 MB and more (Llama-7B's 180 MB weights, its MLP's 485 MB Hessian) are still mmaps:
+// kept in the heap, a freed one left a hole that the next, differently sized block could not
+// reuse, and the heap grew past what was live (SparseGPT on one 7B-wide layer: peak RSS 0.5–0.7 GB
+// higher, bench/memory.ts). With huge pages such a mapping faults in 2 MB at a time, so the cost
+// stays small next to the work done on a block that size.
 // The shared reference README recommends the same MALLOC_* values for PyTorch.
 // Other C libraries ignore these variables.
 export const MALLOC_ENV = {
-  MALLOC_MMAP_THRESHOLD_: "4000000000",
+  MALLOC_MMAP_THRESHOLD_: "64000000",
   MALLOC_TRIM_THRESHOLD_: "8000000000",
   MALLOC_TOP_PAD_: "1000000000",
   GLIBC_TUNABLES: "glibc.malloc.hugetlb=1",

@@ -113,6 +113,9 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
     const t0 = performance.now();
     const firstReport = reports.length;
     const weights: LayerWeights = new Map(model.layerWeights(i));
+    // the pipeline visits each layer once and replaces its linears: a cached copy of the original
+    // weights (models that fit the cache budget) would only sit beside the compressed ones
+    model.forgetLayer(i);
     const linears = model.linears(i).filter((l) => stageTargets(stage, l.name));
     const groups = stage.trueSequential
       ? model.trueSequentialGroups(i).map((g) => linears.filter((l) => g.includes(l.suffix)))
@@ -158,7 +161,6 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
     // 4. the compressed layer's outputs feed the next layer
     if (useCalibration && i + 1 < model.numLayers) inputs = await runBatch(i, weights, [], null, true);
     await opts.afterLayer?.(i, useCalibration && i + 1 < model.numLayers ? inputs : null, reports.slice(firstReport));
-    model.forgetLayer(i);
     opts.onLayer?.({ layer: i + 1, layers: model.numLayers, seconds: (performance.now() - t0) / 1000 });
   }
   return reports;
