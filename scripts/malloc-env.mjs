@@ -7,8 +7,8 @@
 // Blocks of 64 MB and more (Llama-7B's 180 MB weights, its MLP's 485 MB Hessian) are still mmaps:
 // kept in the heap, a freed one left a hole that the next, differently sized block could not
 // reuse, and the heap grew past what was live (SparseGPT on one 7B-wide layer: peak RSS 5.59 GB
-// with everything in the heap, 4.36 GB with these mmaps; README, Memory). With huge pages such a mapping faults in 2 MB at a time, so the cost
-// stays small next to the work done on a block that size.
+// with everything in the heap, 4.36 GB with these mmaps; README, Memory). With huge pages such a
+// mapping faults in 2 MB at a time, so the cost stays small next to the work done on a block that size.
 // The shared reference README recommends the same MALLOC_* values for PyTorch.
 // Other C libraries ignore these variables.
 export const MALLOC_ENV = {
