@@ -6,7 +6,7 @@
 // Linears that read the same input (q/k/v; gate/up) share one accumulator and one Hinv.
 import { GramAccumulator } from "../runtime/kernels.js";
 import { NotPositiveDefiniteError } from "../tensor/linalg.js";
-import { upperCholeskyOfInverse } from "./cholesky.js";
+import { upperCholeskyOfInverseInPlace } from "./cholesky.js";
 import type { InverseFactor, LayerStats, StatsNeed } from "./compressor.js";
 
 /** How many times dampening is raised ×10 before giving up. */
@@ -20,7 +20,7 @@ const ERROR_SAMPLE_TOKENS = 2048;
 
 export class InputStatistics {
   private gram: GramAccumulator | null = null;
-  private H: Float32Array | null = null; // gram.matrix(), assembled on first use
+  private H: Float32Array | null = null; // gram.matrix(), assembled on first use (the gram is then dropped)
   private sampleGram: Float32Array | null = null;
   private diagSum: Float64Array | null = null;
   private n = 0;
@@ -42,10 +42,10 @@ export class InputStatistics {
   async add(X: Float32Array, samples: number): Promise<void> {
     const d = this.width;
     const n1 = this.n + samples;
+    if (this.H) throw new Error(`statistics for ${this.label} were added to after they were used`);
     if (this.need === "hessian") {
       this.gram ??= new GramAccumulator(d);
       await this.gram.add(X, this.n / n1, 2 / n1);
-      this.H = null;
     } else {
       if (!this.sampleGram) {
         const rows = Math.min(ERROR_SAMPLE_TOKENS, X.length / d);
@@ -81,7 +81,7 @@ export class InputStatistics {
 
   diag(): Float32Array {
     const d = this.width;
-    if (this.gram) {
+    if (this.need === "hessian") {
       const H = this.hessian();
       const out = new Float32Array(d);
       for (let j = 0; j < d; j++) out[j] = H[j * d + j]!;
@@ -93,13 +93,27 @@ export class InputStatistics {
 
   /** XᵀX up to a constant: H, or for diag-only statistics the Gram of the first tokens. */
   errorGram(): Float32Array {
-    return this.gram ? this.hessian() : (this.sampleGram ?? this.hessian());
+    return this.need === "hessian" ? this.hessian() : (this.sampleGram ?? this.hessian());
   }
 
   hessian(): Float32Array {
-    if (!this.gram) throw new Error(`no Hessian was collected for ${this.label}`);
-    this.H ??= this.gram.matrix();
+    if (!this.H) {
+      if (!this.gram) throw new Error(this.n > 0 ? `the Hessian of ${this.label} was already released` : `no Hessian was collected for ${this.label}`);
+      this.H = this.gram.matrix();
+      this.gram = null; // its blocks are a second copy of H (485 MB at Llama-7B's MLP width)
+    }
     return this.H;
+  }
+
+  /**
+   * Drops H and the cached inverse factors once the last linear reading this input is done, so
+   * that they are not alive next to the next input's (the pipeline's peak is inside one layer).
+   */
+  release(): void {
+    this.H = null;
+    this.sampleGram = null;
+    this.diagSum = null;
+    this.hinvCache.clear();
   }
 
   inverseFactor(opts: { dampening: number; perm?: Int32Array }, warn: (m: string) => void): Promise<InverseFactor> {
@@ -125,7 +139,12 @@ export class InputStatistics {
   }
 }
 
-/** Dead-input fix, optional column permutation, dampening, Hinv with retries. */
+/**
+ * Dead-input fix, optional column permutation, dampening, Hinv with retries. H0 is not changed;
+ * each attempt builds one working copy (fixed, permuted and damped in one pass) and factors it in
+ * place — at Llama-7B widths down_proj's H is 485 MB, and a copy per step (fixed, permuted,
+ * damped, reversed, factor, reversed factor) held ~3 GB at once.
+ */
 export async function inverseFactor(
   H0: Float32Array,
   d: number,
@@ -133,27 +152,26 @@ export async function inverseFactor(
   perm: Int32Array | undefined,
   warn: (m: string) => void,
 ): Promise<InverseFactor> {
-  const H = H0.slice();
   const dead: number[] = [];
-  for (let j = 0; j < d; j++) {
-    if (H[j * d + j] === 0) {
-      dead.push(j);
-      H[j * d + j] = 1;
-    }
+  const diag = new Float32Array(d); // diag(H) after the dead-input fix, in processing order
+  for (let i = 0; i < d; i++) {
+    const j = perm ? perm[i]! : i;
+    const v = H0[j * d + j]!;
+    diag[i] = v === 0 ? 1 : v;
   }
-  const P = perm ? permuteSymmetric(H, d, perm) : H;
+  for (let j = 0; j < d; j++) if (H0[j * d + j] === 0) dead.push(j);
   let meanDiag = 0;
-  for (let j = 0; j < d; j++) meanDiag += P[j * d + j]!;
+  for (let j = 0; j < d; j++) meanDiag += diag[j]!;
   meanDiag /= d;
   let lambda = dampening;
   for (let attempt = 0; ; attempt++) {
-    const damped = P.slice();
+    const damped = perm ? permuteSymmetric(H0, d, perm) : H0.slice();
     const damp = Math.fround(lambda * meanDiag);
-    for (let j = 0; j < d; j++) damped[j * d + j] = damped[j * d + j]! + damp;
+    for (let j = 0; j < d; j++) damped[j * d + j] = diag[j]! + damp;
     try {
-      const hinv = await upperCholeskyOfInverse(damped, d);
+      await upperCholeskyOfInverseInPlace(damped, d);
       if (attempt > 0) warn(`Cholesky failed at dampening ${dampening}; succeeded with ${lambda} (consider a larger --dampening)`);
-      return { hinv, dead: Int32Array.from(dead), dampening: lambda };
+      return { hinv: damped, dead: Int32Array.from(dead), dampening: lambda };
     } catch (e) {
       if (!(e instanceof NotPositiveDefiniteError) || attempt >= MAX_DAMPENING_RETRIES) {
         if (e instanceof NotPositiveDefiniteError) {

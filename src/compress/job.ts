@@ -16,7 +16,8 @@ import { fillCompressedTensors } from "../formats/compressed-tensors/writer.js";
 import type { CompressedTensorsFormat } from "../formats/compressed-tensors/constants.js";
 import { compressModel, type LayerProgress, type LinearReport } from "./pipeline.js";
 import type { CompressedLinear } from "../formats/compressed-linear.js";
-import { checkTargets, type Stage } from "./registry.js";
+import { checkTargets, stageTargets, type Stage } from "./registry.js";
+import { FormatError } from "../formats/errors.js";
 import { CompressedStore } from "./store.js";
 import { compressionManifest, openStageStore, type CompressionProgress } from "./job-state.js";
 import { readFloat32File, ResumableOutput, writeFloat32Atomic } from "./resume.js";
@@ -36,7 +37,15 @@ export interface CalibrationInfo {
 }
 
 /** Writes the compressed weights in some storage layout (dense safetensors, compressed-tensors, …). */
-export type OutputWriter = (ctx: {
+export type OutputWriter = WriteOutput & {
+  /**
+   * Why this layout cannot hold `model`'s linears `targets` once compressed, or null: asked before
+   * any work (checkOutputWriter), so that a run is not refused only after hours of compression.
+   */
+  refuses?(model: CausalLM, targets: string[]): string | null;
+};
+
+type WriteOutput = (ctx: {
   outDir: string;
   sourceDir: string;
   config: Record<string, unknown>;
@@ -90,6 +99,7 @@ export async function runCompression(job: CompressionJob): Promise<CompressionSu
   try {
     const names = linearNames(base);
     job.stages.forEach((s, k) => checkTargets(s, names, job.stages.length > 1 ? `stage ${k + 1} (${s.method})` : s.method));
+    checkOutputWriter(base, job.modelDir, job.stages, job.writer);
     out = ResumableOutput.open<CompressionProgress>(job.outDir, compressionManifest(job), { overwrite: job.overwrite, restart: job.restart });
   } catch (e) {
     base.close();
@@ -179,6 +189,18 @@ export async function runCompression(job: CompressionJob): Promise<CompressionSu
   return { outDir: job.outDir, linears: mergeReports(reports), warnings, seconds: (performance.now() - t0) / 1000 };
 }
 
+/**
+ * Throws FormatError(model folder, why) when `writer` cannot store the linears that `stages`
+ * compress (every linear when `stages` is null: the budget solver picks them later). The CLI calls
+ * this right after reading the model, before calibration; runCompression calls it again.
+ */
+export function checkOutputWriter(model: CausalLM, modelDir: string, stages: Stage[] | null, writer: OutputWriter | undefined): void {
+  if (!writer?.refuses) return;
+  const targets = linearNames(model).filter((n) => stages === null || stages.some((s) => stageTargets(s, n)));
+  const why = writer.refuses(model, targets);
+  if (why) throw new FormatError(modelDir, why);
+}
+
 function linearNames(model: CausalLM): string[] {
   return Array.from({ length: model.numLayers }, (_, i) => model.linears(i).map((l) => l.name)).flat();
 }
@@ -205,7 +227,7 @@ export type OutputFormat = "dense" | "compressed-tensors" | CompressedTensorsFor
  * pruned linear is 2:4, sparse-bitmask for other sparsity.
  */
 export function compressedTensorsWriter(format: Exclude<OutputFormat, "dense">, dtype?: FloatDtype): OutputWriter {
-  return ({ outDir, sourceDir, config, source, stores, linears, warn }) => {
+  const write: WriteOutput = ({ outDir, sourceDir, config, source, stores, linears, warn }) => {
     const latest = (name: string) => [...stores].reverse().find((s) => s.has(name));
     const compressed = {
       keys: () => new Set(stores.flatMap((s) => s.names())),
@@ -218,6 +240,14 @@ export function compressedTensorsWriter(format: Exclude<OutputFormat, "dense">, 
     const report = fillCompressedTensors(outDir, { format: f, sourceModelDir: sourceDir, compressed, weights: source, config, linears, dtype });
     for (const w of report.warnings) warn(w);
   };
+  return Object.assign(write, { refuses: transposedLinears });
+}
+
+/** compressed-tensors stores [out, in] linears; GPT-2's Conv1D keeps [in, out] (models/family.ts checkpointView). */
+function transposedLinears(model: CausalLM, targets: string[]): string | null {
+  const t = targets.find((n) => model.weights.storedTransposed?.(`${n}.weight`));
+  if (t === undefined) return null;
+  return `${model.family.name} stores its linears [in, out] (Conv1D, e.g. ${t}.weight); compressed-tensors holds [out, in] linears only: use --format dense`;
 }
 
 /** Whether a pruned weight is 2:4 (exactly two zeros in every group of four inputs). */

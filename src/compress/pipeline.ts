@@ -83,6 +83,7 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
   const startLayer = opts.startLayer ?? 0;
   if (startLayer > 0 && useCalibration && !opts.startInputs) throw new Error(`resuming at layer ${startLayer} needs that layer's calibration inputs`);
   let inputs = useCalibration ? (startLayer > 0 ? opts.startInputs! : await model.embed(calibration!.ids, calibration!.nsamples, calibration!.seqlen)) : null;
+  model.releaseGlobals(); // the embedding table is not needed again here
   const nsamples = calibration?.nsamples ?? 0;
   const T = calibration?.seqlen ?? 0;
   const bytesPerToken = (4 * D + 3 * model.config.intermediateSize) * 4;
@@ -112,6 +113,9 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
     const t0 = performance.now();
     const firstReport = reports.length;
     const weights: LayerWeights = new Map(model.layerWeights(i));
+    // the pipeline visits each layer once and replaces its linears: a cached copy of the original
+    // weights (models that fit the cache budget) would only sit beside the compressed ones
+    model.forgetLayer(i);
     const linears = model.linears(i).filter((l) => stageTargets(stage, l.name));
     const groups = stage.trueSequential
       ? model.trueSequentialGroups(i).map((g) => linears.filter((l) => g.includes(l.suffix)))
@@ -147,6 +151,8 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
         results.push(result);
         const relativeError = s ? await relativeOutputError(W, result.weight, s.errorGram()) : null;
         reports.push(linearReport(result, relativeError, (performance.now() - t1) / 1000));
+        // the last reader of this input is done: its H and Hinv need not sit beside the next ones
+        if (s && !group.slice(group.indexOf(l) + 1).some((o) => o.input === l.input)) s.release();
         killPoint("linear-compressed");
       }
     }
@@ -155,7 +161,6 @@ export async function compressModel(model: CausalLM, opts: PipelineOptions): Pro
     // 4. the compressed layer's outputs feed the next layer
     if (useCalibration && i + 1 < model.numLayers) inputs = await runBatch(i, weights, [], null, true);
     await opts.afterLayer?.(i, useCalibration && i + 1 < model.numLayers ? inputs : null, reports.slice(firstReport));
-    model.forgetLayer(i);
     opts.onLayer?.({ layer: i + 1, layers: model.numLayers, seconds: (performance.now() - t0) / 1000 });
   }
   return reports;

@@ -125,6 +125,14 @@ export class CausalLM {
     this.layerCache.delete(i);
   }
 
+  /**
+   * Drops the global tensors read so far; they are read again if needed. The pipeline embeds its
+   * calibration batch once and then never needs the table (Llama-7B's is 0.5 GB as float32).
+   */
+  releaseGlobals(): void {
+    this.globals.clear();
+  }
+
   /** A global (non-layer) tensor, read once. */
   private global(name: string): Float32Array {
     let t = this.globals.get(name);

@@ -147,7 +147,9 @@ export class GramAccumulator {
   /** H ← a·H + b·XᵀX for X [t, d]. */
   async add(X: Float32Array, a: number, b: number): Promise<void> {
     const d = this.d;
-    const s = await cachedSession(`kernel:gram:${d}`, () => gramGraph(d));
+    // no arena: at d = 11008 (Llama-7B's MLP) the blocks are 250 MB, which an arena would keep
+    // resident for the rest of the run
+    const s = await cachedSession(`kernel:gram:${d}`, () => gramGraph(d), { arena: false });
     const feeds: Record<string, ReturnType<typeof f32>> = {
       X: f32(X, [X.length / d, d]),
       a: f32(Float32Array.of(a), [1]),

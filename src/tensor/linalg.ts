@@ -46,13 +46,3 @@ export function invertLower(L: Float64Array, n: number): void {
   }
   L.set(out);
 }
-
-/** J·A·J: reverses the order of rows and columns (turns lower triangular into upper). */
-export function reverseBoth<T extends Float32Array | Float64Array>(A: T, n: number): T {
-  const out = new (A.constructor as { new (len: number): T })(n * n);
-  for (let i = 0; i < n; i++) {
-    const src = (n - 1 - i) * n;
-    for (let j = 0; j < n; j++) out[i * n + j] = A[src + n - 1 - j]!;
-  }
-  return out;
-}

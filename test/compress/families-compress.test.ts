@@ -130,10 +130,22 @@ for (const [name, f] of Object.entries(FAMILIES)) {
 }
 
 describe("GPT-2 and compressed-tensors", () => {
-  test("quantize into compressed-tensors (the default format) is refused in one line: its Conv1D layers are stored [in, out]", async () => {
+  // compressed-tensors holds [out, in] linears; GPT-2's Conv1D stores [in, out]. The refusal must
+  // come before any work (it used to come after the whole compression, from the writer).
+  const gpt2 = path.join(REFERENCE, "architectures", "gpt2");
+  const refusal = (dir: string) =>
+    new RegExp(`^topiary: ${dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: gpt2 stores its linears \\[in, out\\] \\(Conv1D, e\\.g\\. transformer\\.h\\.0\\.attn\\.c_attn\\.weight\\); compressed-tensors holds \\[out, in\\] linears only: use --format dense$`);
+
+  test("quantize into compressed-tensors (the default format) is refused in one line naming the model, before any work", async () => {
     const out = path.join(tempDir(), "gpt2-ct");
-    const r = await topiary(["quantize", path.join(REFERENCE, "architectures", "gpt2"), "--method", "rtn", "--bits", "4", "--out", out]);
-    assert.match(oneLineError(r), /attn\.c_attn: the checkpoint stores this linear \[in, out\] \(a Conv1D\); compressed-tensors holds \[out, in\] linears only \(use --format dense\)$/);
+    const r = await topiary(["quantize", gpt2, "--method", "rtn", "--bits", "4", "--out", out]);
+    assert.match(oneLineError(r), refusal(gpt2));
+    assert.ok(!fs.existsSync(out));
+    // refused before the calibration text is even read: a missing --calib file is not what it reports
+    const g = await topiary(["quantize", gpt2, "--method", "gptq", "--bits", "4", "--calib", path.join(tempDir(), "missing.txt"), "--out", out]);
+    assert.match(oneLineError(g), refusal(gpt2));
+    const p = await topiary(["prune", gpt2, "--method", "sparsegpt", "--format", "sparse-bitmask", "--calib", path.join(tempDir(), "missing.txt"), "--out", out]);
+    assert.match(oneLineError(p), refusal(gpt2));
     assert.ok(!fs.existsSync(out));
   });
 });

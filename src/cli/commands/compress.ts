@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { planRecipe, planRecord, planStage, solveBudget, type BudgetPlan, type BudgetTarget, type Objective } from "../../compress/allocation/budget.js";
 import { DEFAULT_GRID, buildSensitivityDatabase, readDatabase, settingsOf, writeDatabase, type SensitivityDatabase } from "../../compress/allocation/sensitivity.js";
-import { TOPIARY_VERSION, type OutputWriter } from "../../compress/job.js";
+import { checkOutputWriter, TOPIARY_VERSION, type OutputWriter } from "../../compress/job.js";
 import { checkTargets } from "../../compress/registry.js";
 import { readRecipe } from "../../compress/recipe.js";
 import { buildStage, type Stage } from "../../compress/registry.js";
@@ -80,10 +80,12 @@ export function registerCompress(program: Command): void {
             throw new FormatError(o.recipe!, (e as Error).message);
           }
         });
+        checkOutputWriter(model, dir, stages, writer);
         const needsCalibration = stages.some((s) => s.compressor.needs !== "none" || s.prepare);
         calibration = needsCalibration ? loadCalibration(o, model, TextTokenizer.load(dir)) : null;
       } else {
         if (!o.calib) throw new UsageError("the budget solver needs calibration data (--calib): GPTQ and SparseGPT run on it");
+        checkOutputWriter(model, dir, null, writer);
         calibration = loadCalibration(o, model, TextTokenizer.load(dir))!;
         let db: SensitivityDatabase;
         let dbName: string;
@@ -137,11 +139,13 @@ function checkDatabase(db: SensitivityDatabase, file: string, model: CausalLM): 
 
 /** Adds the plan's recipe.yaml (and the database measured for it) to the output folder. */
 function withPlanFiles(inner: OutputWriter, recipe: string, db: SensitivityDatabase | null): OutputWriter {
-  return async (ctx) => {
+  const write: OutputWriter = async (ctx) => {
     await inner(ctx);
     fs.writeFileSync(path.join(ctx.outDir, "recipe.yaml"), recipe);
     if (db) writeDatabase(path.join(ctx.outDir, "sensitivity.json"), db);
   };
+  if (inner.refuses) write.refuses = inner.refuses;
+  return write;
 }
 
 function planSummary(plan: BudgetPlan): string {

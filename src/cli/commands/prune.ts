@@ -7,6 +7,7 @@ import { addCalibrationOptions, loadCalibration, type CalibrationFlags } from ".
 import { num, int } from "../options.js";
 import { addOutputOptions, writerFromFlags, type OutputFlags } from "../output-flags.js";
 import { runJobWithProgress } from "../run-job.js";
+import { checkOutputWriter } from "../../compress/job.js";
 import { stageFromFlags } from "../stage-flags.js";
 import { UsageError } from "../errors.js";
 import { progress, type ProgressReporter } from "../progress.js";
@@ -84,6 +85,7 @@ export function registerPrune(program: Command): void {
     const stage = stageFromFlags(raw, "prune");
     const writer = writerFromFlags(opts);
     const model = loadModel(dir);
+    checkOutputWriter(model, dir, [stage], writer);
     const calibration = stage.compressor.needs === "none" && !stage.prepare ? null : loadCalibration(opts, model, TextTokenizer.load(dir));
     model.close();
     await runJobWithProgress({ modelDir: dir, outDir: opts.out, overwrite: opts.overwrite, restart: opts.restart, stages: [stage], calibration, writer }, [stage.method], Boolean(opts.json));

@@ -5,6 +5,7 @@ import { addCalibrationOptions, loadCalibration, type CalibrationFlags } from ".
 import { int, num } from "../options.js";
 import { addOutputOptions, writerFromFlags, type OutputFlags } from "../output-flags.js";
 import { runJobWithProgress } from "../run-job.js";
+import { checkOutputWriter } from "../../compress/job.js";
 import { stageFromFlags } from "../stage-flags.js";
 import { UsageError } from "../errors.js";
 
@@ -58,6 +59,7 @@ export function registerQuantize(program: Command): void {
     const stage = stageFromFlags(raw, "quantize");
     const writer = writerFromFlags(o);
     const model = loadModel(dir);
+    checkOutputWriter(model, dir, [stage], writer);
     const calibration = stage.compressor.needs === "none" ? null : loadCalibration(o, model, TextTokenizer.load(dir));
     model.close();
     await runJobWithProgress({ modelDir: dir, outDir: o.out, overwrite: o.overwrite, restart: o.restart, stages: [stage], calibration, writer }, [stage.method], Boolean(o.json));
