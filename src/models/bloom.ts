@@ -116,7 +116,8 @@ const BLOOM_TENSORS = {
 } as const;
 const layerPrefix = (i: number): string => `${BASE}h.${i}.`;
 
-const BLOOM_LAYER = {
+/** Tensor names inside a decoder layer (also read by train/blocks/bloom.ts). */
+export const BLOOM_LAYER = {
   attnNorm: "input_layernorm",
   qkv: "self_attention.query_key_value",
   o: "self_attention.dense",

@@ -152,6 +152,9 @@ const T = {
   down: "mlp.down_proj",
 } as const;
 
+/** The layer's tensor names, for train/blocks/gemma.ts. */
+export const GEMMA_LAYER = T;
+
 function linears(c: GemmaConfig, i: number): LinearSpec[] {
   const D = c.hiddenSize;
   const l = c.layers[i]!;

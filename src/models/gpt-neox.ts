@@ -127,7 +127,8 @@ const NEOX_TENSORS = {
 } as const;
 const layerPrefix = (i: number): string => `${BASE}layers.${i}.`;
 
-const NEOX_LAYER = {
+/** Tensor names inside a decoder layer (also read by train/blocks/gpt-neox.ts). */
+export const NEOX_LAYER = {
   attnNorm: "input_layernorm",
   qkv: "attention.query_key_value",
   o: "attention.dense",

@@ -98,7 +98,8 @@ const GPT2_TENSORS = {
 } as const;
 const layerPrefix = (i: number): string => `${BASE}h.${i}.`;
 
-const GPT2_LAYER = {
+/** Tensor names inside a decoder layer (also read by train/blocks/gpt2.ts). */
+export const GPT2_LAYER = {
   attnNorm: "ln_1",
   qkv: "attn.c_attn",
   o: "attn.c_proj",

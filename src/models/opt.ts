@@ -122,6 +122,9 @@ const LAYER = {
   fc2: "fc2",
 } as const;
 
+/** The layer's tensor names, for train/blocks/opt.ts. */
+export const OPT_LAYER = LAYER;
+
 function linearSpecs(c: OptConfig, i: number): LinearSpec[] {
   const D = c.hiddenSize;
   const l = c.layers[i]!;

@@ -50,6 +50,9 @@ const T = {
   down: "mlp.down_proj",
 } as const;
 
+/** The layer's tensor names, for train/blocks/phi3.ts. */
+export const PHI3_LAYER = T;
+
 // Layer widths and the consumers' biases come per layer from LlamaConfig.layers (equal unless
 // structured pruning made them differ: config.json `structured_pruning`, as Llama's).
 function linears(c: Phi3Config, i: number): LinearSpec[] {

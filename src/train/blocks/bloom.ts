@@ -3,20 +3,11 @@
 // are interleaved per head ([heads, 3, hd]): the parts' gradients are interleaved back, so the
 // fused weight's gradient has the checkpoint's (and the compressors') row order.
 // apply_residual_connection_post_layernorm: the residuals start from the LayerNorm outputs.
-import { bloomFamily, type BloomConfig } from "../../models/bloom.js";
+import { bloomFamily, type BloomConfig, BLOOM_LAYER } from "../../models/bloom.js";
 import { type Ops, dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm, joinInterleaved, splitInterleaved } from "../graph-ops.js";
 import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
 import { BlockGraph } from "./block-graph.js";
 import { chain, layerNormStep, linearStep } from "./heads.js";
-
-const L = {
-  attnNorm: "input_layernorm",
-  qkv: "self_attention.query_key_value",
-  o: "self_attention.dense",
-  mlpNorm: "post_attention_layernorm",
-  up: "mlp.dense_h_to_4h",
-  down: "mlp.dense_4h_to_h",
-} as const;
 
 export function bloomBlockBackward(c: BloomConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
@@ -36,27 +27,27 @@ export function bloomBlockBackward(c: BloomConfig, layer: number, opts: BlockBac
   };
 
   // ---- forward, recomputed from the block input
-  const n1 = norm(L.attnNorm, x);
-  const qkv = b.linear(L.qkv, n1.y, true);
+  const n1 = norm(BLOOM_LAYER.attnNorm, x);
+  const qkv = b.linear(BLOOM_LAYER.qkv, n1.y, true);
   const [q, k, v] = splitInterleaved(o, qkv.y, N, H, hd);
   const heads = (t: string) => o.reshape(t, [B, seq, H, hd]);
   const a = fAttention(o, heads(q), heads(k), heads(v), b.mask(null), att, { bias: b.alibi(c.layerSlopes[layer]!) });
-  const oProj = b.linear(L.o, a.y, true);
+  const oProj = b.linear(BLOOM_LAYER.o, a.y, true);
   const x2 = o.add(post ? n1.y : x, oProj.y); //                                           residual
-  const n2 = norm(L.mlpNorm, x2);
-  const up = b.linear(L.up, n2.y, true);
+  const n2 = norm(BLOOM_LAYER.mlpNorm, x2);
+  const up = b.linear(BLOOM_LAYER.up, n2.y, true);
   const act = fActivation(o, "gelu_pytorch_tanh", up.y);
-  const down = b.linear(L.down, act.y, true);
+  const down = b.linear(BLOOM_LAYER.down, act.y, true);
   const out = o.add(post ? n2.y : x2, down.y); //                                          residual
 
   // ---- backward, in reverse (with post-norm residuals the residual's gradient enters the norm's output)
   const dn2 = b.backLinear(up, dActivation(o, act.saved, b.backLinear(down, b.dOut)));
   const dNorm2In = post ? o.add(dn2, b.dOut) : dn2;
-  const dx2 = post ? dNorm(L.mlpNorm, n2.saved, dNorm2In) : o.add(b.dOut, dNorm(L.mlpNorm, n2.saved, dNorm2In));
+  const dx2 = post ? dNorm(BLOOM_LAYER.mlpNorm, n2.saved, dNorm2In) : o.add(b.dOut, dNorm(BLOOM_LAYER.mlpNorm, n2.saved, dNorm2In));
   const da = dAttention(o, a.saved, b.backLinear(oProj, dx2), att);
   const flat = (t: string) => o.reshape(t, [N, H * hd]);
   const dn1 = b.backLinear(qkv, joinInterleaved(o, flat(da.dq), flat(da.dk), flat(da.dv), N, H, hd));
-  const dx = post ? dNorm(L.attnNorm, n1.saved, o.add(dn1, dx2)) : o.add(dx2, dNorm(L.attnNorm, n1.saved, dn1));
+  const dx = post ? dNorm(BLOOM_LAYER.attnNorm, n1.saved, o.add(dn1, dx2)) : o.add(dx2, dNorm(BLOOM_LAYER.attnNorm, n1.saved, dn1));
   return b.finish(out, dx);
 }
 

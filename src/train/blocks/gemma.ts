@@ -4,27 +4,11 @@
 // attention-logit softcapping, per-layer sliding window and rotary table, and Gemma 3's per-head
 // q/k norms. (The √hidden embedding scale is in `embed`, outside the block.)
 import { FINAL_NORM } from "../../models/llama.js";
-import { gemma2Family, type GemmaConfig } from "../../models/gemma.js";
+import { gemma2Family, type GemmaConfig, GEMMA_LAYER } from "../../models/gemma.js";
 import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
 import { dAttention, dGated, dRmsNorm, dRope, fAttention, fGated, fRmsNorm, fRope, type Ops, type RmsSaved } from "../graph-ops.js";
 import { BlockGraph } from "./block-graph.js";
 import { chain, linearStep, rmsNormStep, softcapStep } from "./heads.js";
-
-const T = {
-  inputNorm: "input_layernorm.weight",
-  postAttnNorm: "post_attention_layernorm.weight",
-  preFfnNorm: "pre_feedforward_layernorm.weight",
-  postFfnNorm: "post_feedforward_layernorm.weight",
-  qNorm: "self_attn.q_norm.weight",
-  kNorm: "self_attn.k_norm.weight",
-  q: "self_attn.q_proj",
-  k: "self_attn.k_proj",
-  v: "self_attn.v_proj",
-  o: "self_attn.o_proj",
-  gate: "mlp.gate_proj",
-  up: "mlp.up_proj",
-  down: "mlp.down_proj",
-} as const;
 
 /** Gemma's RMSNorm scales by (1 + w): the RMSNorm piece with weight 1 + w (d/dw is the same). */
 const gemmaNorm = (o: Ops, x: string, w: string, eps: number) => fRmsNorm(o, x, o.add(w, o.scalar(1)), eps);
@@ -58,42 +42,42 @@ export function gemmaBlockBackward(c: GemmaConfig, layer: number, opts: BlockBac
   };
 
   // ---- forward, recomputed from the block input
-  const n1 = gemmaNorm(o, x, b.param(T.inputNorm), eps);
-  const q = b.linear(T.q, n1.y, false);
-  const k = b.linear(T.k, n1.y, false);
-  const v = b.linear(T.v, n1.y, false);
-  const qn = headNorm(q.y, H, T.qNorm);
-  const kn = headNorm(k.y, KV, T.kNorm);
+  const n1 = gemmaNorm(o, x, b.param(GEMMA_LAYER.inputNorm), eps);
+  const q = b.linear(GEMMA_LAYER.q, n1.y, false);
+  const k = b.linear(GEMMA_LAYER.k, n1.y, false);
+  const v = b.linear(GEMMA_LAYER.v, n1.y, false);
+  const qn = headNorm(q.y, H, GEMMA_LAYER.qNorm);
+  const kn = headNorm(k.y, KV, GEMMA_LAYER.kNorm);
   const qr = fRope(o, qn.y, cos, sin, hd);
   const kr = fRope(o, kn.y, cos, sin, hd);
   const a = fAttention(o, qr, kr, o.reshape(v.y, [B, seq, KV, hd]), mask, att, { scale: c.attnScale, softcap: c.attnSoftcap });
-  const oProj = b.linear(T.o, a.y, oBias);
-  const n2 = gemmaNorm(o, oProj.y, b.param(T.postAttnNorm), eps);
+  const oProj = b.linear(GEMMA_LAYER.o, a.y, oBias);
+  const n2 = gemmaNorm(o, oProj.y, b.param(GEMMA_LAYER.postAttnNorm), eps);
   const x2 = o.add(x, n2.y); //                                                            residual
-  const n3 = gemmaNorm(o, x2, b.param(T.preFfnNorm), eps);
-  const gate = b.linear(T.gate, n3.y, false);
-  const up = b.linear(T.up, n3.y, false);
+  const n3 = gemmaNorm(o, x2, b.param(GEMMA_LAYER.preFfnNorm), eps);
+  const gate = b.linear(GEMMA_LAYER.gate, n3.y, false);
+  const up = b.linear(GEMMA_LAYER.up, n3.y, false);
   const act = fGated(o, c.hiddenAct, gate.y, up.y);
-  const down = b.linear(T.down, act.y, downBias);
-  const n4 = gemmaNorm(o, down.y, b.param(T.postFfnNorm), eps);
+  const down = b.linear(GEMMA_LAYER.down, act.y, downBias);
+  const n4 = gemmaNorm(o, down.y, b.param(GEMMA_LAYER.postFfnNorm), eps);
   const out = o.add(x2, n4.y); //                                                          residual
 
   // ---- backward, in reverse
   const r4 = dRmsNorm(o, n4.saved, b.dOut, opts.normGrads);
-  b.paramGrad(T.postFfnNorm, r4.dw);
+  b.paramGrad(GEMMA_LAYER.postFfnNorm, r4.dw);
   const { dGate, dUp } = dGated(o, act.saved, b.backLinear(down, r4.dx));
   const r3 = dRmsNorm(o, n3.saved, o.add(b.backLinear(gate, dGate), b.backLinear(up, dUp)), opts.normGrads);
-  b.paramGrad(T.preFfnNorm, r3.dw);
+  b.paramGrad(GEMMA_LAYER.preFfnNorm, r3.dw);
   const dx2 = o.add(b.dOut, r3.dx);
   const r2 = dRmsNorm(o, n2.saved, dx2, opts.normGrads);
-  b.paramGrad(T.postAttnNorm, r2.dw);
+  b.paramGrad(GEMMA_LAYER.postAttnNorm, r2.dw);
   const da = dAttention(o, a.saved, b.backLinear(oProj, r2.dx), att);
-  const dq = dHeadNorm(dRope(o, da.dq, cos, sin, hd), H, qn.saved, T.qNorm);
-  const dk = dHeadNorm(dRope(o, da.dk, cos, sin, hd), KV, kn.saved, T.kNorm);
+  const dq = dHeadNorm(dRope(o, da.dq, cos, sin, hd), H, qn.saved, GEMMA_LAYER.qNorm);
+  const dk = dHeadNorm(dRope(o, da.dk, cos, sin, hd), KV, kn.saved, GEMMA_LAYER.kNorm);
   const dv = o.reshape(da.dv, [N, KV * hd]);
   const dn1 = o.add(o.add(b.backLinear(q, dq), b.backLinear(k, dk)), b.backLinear(v, dv));
   const r1 = dRmsNorm(o, n1.saved, dn1, opts.normGrads);
-  b.paramGrad(T.inputNorm, r1.dw);
+  b.paramGrad(GEMMA_LAYER.inputNorm, r1.dw);
   return b.finish(out, o.add(dx2, r1.dx));
 }
 

@@ -2,20 +2,11 @@
 // partial rotary embeddings (the first rotary_ndims dims of each head), GELU, query_key_value
 // interleaved per head ([heads, 3, hd]; its gradient joined back in that order), and the
 // parallel residual x + attn(ln1(x)) + mlp(ln2(x)) (use_parallel_residual) or the sequential one.
-import { gptNeoxFamily, type NeoxConfig } from "../../models/gpt-neox.js";
+import { gptNeoxFamily, type NeoxConfig, NEOX_LAYER } from "../../models/gpt-neox.js";
 import { type Ops, dActivation, dAttention, dLayerNorm, dPartialRope, fActivation, fAttention, fLayerNorm, fPartialRope, joinInterleaved, splitInterleaved } from "../graph-ops.js";
 import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
 import { BlockGraph } from "./block-graph.js";
 import { chain, layerNormStep, linearStep } from "./heads.js";
-
-const L = {
-  attnNorm: "input_layernorm",
-  qkv: "attention.query_key_value",
-  o: "attention.dense",
-  mlpNorm: "post_attention_layernorm",
-  up: "mlp.dense_h_to_4h",
-  down: "mlp.dense_4h_to_h",
-} as const;
 
 export function gptNeoxBlockBackward(c: NeoxConfig, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
@@ -36,25 +27,25 @@ export function gptNeoxBlockBackward(c: NeoxConfig, layer: number, opts: BlockBa
   };
 
   // ---- forward, recomputed from the block input
-  const n1 = norm(L.attnNorm, x);
-  const qkv = b.linear(L.qkv, n1.y, specs.get(L.qkv)!);
+  const n1 = norm(NEOX_LAYER.attnNorm, x);
+  const qkv = b.linear(NEOX_LAYER.qkv, n1.y, specs.get(NEOX_LAYER.qkv)!);
   const [q, k, v] = splitInterleaved(o, qkv.y, N, H, hd);
   const heads = (t: string) => o.reshape(t, [B, seq, H, hd]);
   const qr = fPartialRope(o, heads(q), cos, sin, rotaryDim, hd);
   const kr = fPartialRope(o, heads(k), cos, sin, rotaryDim, hd);
   const a = fAttention(o, qr, kr, heads(v), b.mask(null), att);
-  const attn = b.linear(L.o, a.y, specs.get(L.o)!);
+  const attn = b.linear(NEOX_LAYER.o, a.y, specs.get(NEOX_LAYER.o)!);
   // parallel: the MLP reads ln2(x), beside attention; sequential: ln2(x + attn)
   const x2 = c.parallelResidual ? x : o.add(x, attn.y);
-  const n2 = norm(L.mlpNorm, x2);
-  const up = b.linear(L.up, n2.y, true);
+  const n2 = norm(NEOX_LAYER.mlpNorm, x2);
+  const up = b.linear(NEOX_LAYER.up, n2.y, true);
   const act = fActivation(o, c.hiddenAct, up.y);
-  const mlp = b.linear(L.down, act.y, true);
+  const mlp = b.linear(NEOX_LAYER.down, act.y, true);
   const out = c.parallelResidual ? o.add(o.add(mlp.y, attn.y), x) : o.add(x2, mlp.y);
 
   // ---- backward, in reverse
   const dn2 = b.backLinear(up, dActivation(o, act.saved, b.backLinear(mlp, b.dOut)));
-  const dMlpIn = dNorm(L.mlpNorm, n2.saved, dn2);
+  const dMlpIn = dNorm(NEOX_LAYER.mlpNorm, n2.saved, dn2);
   // the gradient reaching attention's output, and x's gradient so far (through the residual and the MLP side)
   const dAttnOut = c.parallelResidual ? b.dOut : o.add(b.dOut, dMlpIn);
   const dxRes = c.parallelResidual ? o.add(b.dOut, dMlpIn) : dAttnOut;
@@ -63,7 +54,7 @@ export function gptNeoxBlockBackward(c: NeoxConfig, layer: number, opts: BlockBa
   const dq = flat(dPartialRope(o, da.dq, cos, sin, rotaryDim, hd));
   const dk = flat(dPartialRope(o, da.dk, cos, sin, rotaryDim, hd));
   const dn1 = b.backLinear(qkv, joinInterleaved(o, dq, dk, flat(da.dv), N, H, hd));
-  return b.finish(out, o.add(dxRes, dNorm(L.attnNorm, n1.saved, dn1)));
+  return b.finish(out, o.add(dxRes, dNorm(NEOX_LAYER.attnNorm, n1.saved, dn1)));
 }
 
 /** Final LayerNorm and the LM head embed_out (untied unless the config ties it). */

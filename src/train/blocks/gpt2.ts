@@ -3,20 +3,11 @@
 // (scale_attn_by_inverse_layer_idx). c_attn is one linear whose output is q | k | v side by
 // side. Weights are in topiary's [out, in] layout (the checkpoint view transposes Conv1D's
 // [in, out]), so the gradients are too: the layout the compressors and training see.
-import { gpt2Family, type Gpt2Config } from "../../models/gpt2.js";
+import { gpt2Family, type Gpt2Config, GPT2_LAYER } from "../../models/gpt2.js";
 import { type Ops, dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm, joinParts, splitParts } from "../graph-ops.js";
 import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
 import { BlockGraph } from "./block-graph.js";
 import { chain, layerNormStep, linearStep } from "./heads.js";
-
-const L = {
-  attnNorm: "ln_1",
-  qkv: "attn.c_attn",
-  o: "attn.c_proj",
-  mlpNorm: "ln_2",
-  up: "mlp.c_fc",
-  down: "mlp.c_proj",
-} as const;
 
 export function gpt2BlockBackward(c: Gpt2Config, layer: number, opts: BlockBackwardOptions): BlockBackwardGraph {
   const { B, T: seq } = opts;
@@ -36,26 +27,26 @@ export function gpt2BlockBackward(c: Gpt2Config, layer: number, opts: BlockBackw
   };
 
   // ---- forward, recomputed from the block input
-  const n1 = norm(L.attnNorm, x);
-  const qkv = b.linear(L.qkv, n1.y, true);
+  const n1 = norm(GPT2_LAYER.attnNorm, x);
+  const qkv = b.linear(GPT2_LAYER.qkv, n1.y, true);
   const heads = (t: string) => o.reshape(t, [B, seq, H, hd]);
   const [q, k, v] = splitParts(o, qkv.y, [A, A, A]) as [string, string, string];
   const a = fAttention(o, heads(q), heads(k), heads(v), b.mask(null), att, { scale });
-  const oProj = b.linear(L.o, a.y, true);
+  const oProj = b.linear(GPT2_LAYER.o, a.y, true);
   const x2 = o.add(x, oProj.y); //                                                         residual
-  const n2 = norm(L.mlpNorm, x2);
-  const up = b.linear(L.up, n2.y, true);
+  const n2 = norm(GPT2_LAYER.mlpNorm, x2);
+  const up = b.linear(GPT2_LAYER.up, n2.y, true);
   const act = fActivation(o, c.hiddenAct, up.y);
-  const down = b.linear(L.down, act.y, true);
+  const down = b.linear(GPT2_LAYER.down, act.y, true);
   const out = o.add(x2, down.y); //                                                        residual
 
   // ---- backward, in reverse
   const dn2 = b.backLinear(up, dActivation(o, act.saved, b.backLinear(down, b.dOut)));
-  const dx2 = o.add(b.dOut, dNorm(L.mlpNorm, n2.saved, dn2));
+  const dx2 = o.add(b.dOut, dNorm(GPT2_LAYER.mlpNorm, n2.saved, dn2));
   const da = dAttention(o, a.saved, b.backLinear(oProj, dx2), att);
   const flat = (t: string) => o.reshape(t, [N, A]);
   const dn1 = b.backLinear(qkv, joinParts(o, [flat(da.dq), flat(da.dk), flat(da.dv)]));
-  return b.finish(out, o.add(dx2, dNorm(L.attnNorm, n1.saved, dn1)));
+  return b.finish(out, o.add(dx2, dNorm(GPT2_LAYER.attnNorm, n1.saved, dn1)));
 }
 
 /** Final LayerNorm ln_f and the LM head (tied: the token embeddings). */
