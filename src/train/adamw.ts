@@ -51,39 +51,57 @@ export class AdamW {
    * no decay and stay exactly 0: W ← mask ⊙ W after the update, as the reference does.
    */
   step(params: readonly Param[], grads: readonly Float32Array[], lr: number): void {
-    this.t++;
-    const { beta1, beta2, eps, weightDecay } = this.opts;
-    const bc1 = 1 - beta1 ** this.t;
-    const bc2Sqrt = Math.sqrt(1 - beta2 ** this.t);
-    const stepSize = lr / bc1;
-    const decay = 1 - lr * weightDecay;
-    params.forEach((p, k) => {
-      const g = grads[k]!;
-      const w = p.value;
-      if (g.length !== w.length) throw new Error(`AdamW: gradient of ${p.name} has ${g.length} entries, the parameter ${w.length}`);
-      let m = this.m.get(p.name);
-      let v = this.v.get(p.name);
-      if (!m || !v) {
-        m = new Float32Array(w.length);
-        v = new Float32Array(w.length);
-        this.m.set(p.name, m);
-        this.v.set(p.name, v);
-      }
-      const mask = p.mask;
-      for (let i = 0; i < w.length; i++) {
-        if (mask && mask[i] === 0) {
-          w[i] = 0;
-          continue;
-        }
-        const gi = g[i]!;
-        const mi = beta1 * m[i]! + (1 - beta1) * gi;
-        const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        w[i] = w[i]! * decay - (stepSize * Math.fround(mi)) / (Math.sqrt(Math.fround(vi)) / bc2Sqrt + eps);
-      }
-    });
+    const s = this.begin(lr);
+    params.forEach((p, k) => this.update(s, p, grads[k]!));
   }
+
+  /**
+   * Starts a step at learning rate `lr`: its constants for `update`, which then updates each
+   * param once, in any order (AdamW is element-wise: a param's update needs only its own
+   * gradient, so a param can be updated as soon as its gradient exists and the gradient freed).
+   */
+  begin(lr: number): AdamWStep {
+    this.t++;
+    const { beta1, beta2, weightDecay } = this.opts;
+    const bc1 = 1 - beta1 ** this.t;
+    return { bc2Sqrt: Math.sqrt(1 - beta2 ** this.t), stepSize: lr / bc1, decay: 1 - lr * weightDecay };
+  }
+
+  /** Updates one param with its gradient within the step `s` (begin). */
+  update(s: AdamWStep, p: Param, g: Float32Array): void {
+    const { beta1, beta2, eps } = this.opts;
+    const { bc2Sqrt, stepSize, decay } = s;
+    const w = p.value;
+    if (g.length !== w.length) throw new Error(`AdamW: gradient of ${p.name} has ${g.length} entries, the parameter ${w.length}`);
+    let m = this.m.get(p.name);
+    let v = this.v.get(p.name);
+    if (!m || !v) {
+      m = new Float32Array(w.length);
+      v = new Float32Array(w.length);
+      this.m.set(p.name, m);
+      this.v.set(p.name, v);
+    }
+    const mask = p.mask;
+    for (let i = 0; i < w.length; i++) {
+      if (mask && mask[i] === 0) {
+        w[i] = 0;
+        continue;
+      }
+      const gi = g[i]!;
+      const mi = beta1 * m[i]! + (1 - beta1) * gi;
+      const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      w[i] = w[i]! * decay - (stepSize * Math.fround(mi)) / (Math.sqrt(Math.fround(vi)) / bc2Sqrt + eps);
+    }
+  }
+}
+
+/** The per-step constants of an AdamW step (AdamW.begin). */
+export interface AdamWStep {
+  bc2Sqrt: number;
+  stepSize: number;
+  decay: number;
 }
 
 /**

@@ -29,31 +29,44 @@ export interface RecoverProgress {
   trainable?: number;
 }
 
-/** Float arrays written back to back (one write each: no concatenated copy of a large model). */
-function writeArrays(file: string, arrays: readonly Float32Array[]): void {
+/**
+ * Float arrays written back to back (one write each: no concatenated copy of a large model); an
+ * array given as a function is read only when its turn comes (the rollback values, from disk).
+ */
+function writeArrays(file: string, arrays: readonly (Float32Array | (() => Float32Array))[]): void {
   writeFileAtomic(file, (fd) => {
-    for (const a of arrays) writeAll(fd, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    for (const x of arrays) {
+      const a = typeof x === "function" ? x() : x;
+      writeAll(fd, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    }
   });
 }
 
-function readArrays(file: string, lengths: readonly number[]): Float32Array[] {
+/** The first `count` (default: all) of the arrays of these lengths stored back to back in `file`. */
+function readArrays(file: string, lengths: readonly number[], count = lengths.length): Float32Array[] {
   const total = lengths.reduce((a, n) => a + 4 * n, 0);
   const size = fs.statSync(file).size;
   if (size !== total) throw new FormatError(file, `is ${size} bytes, the resumed run expects ${total}`);
+  let pos = 0;
+  return lengths.slice(0, count).map((n) => {
+    const a = readAt(file, pos, n);
+    pos += 4 * n;
+    return a;
+  });
+}
+
+/** `n` float32 values at byte `pos` of `file`. */
+function readAt(file: string, pos: number, n: number): Float32Array {
   const fd = fs.openSync(file, "r");
   try {
-    let pos = 0;
-    return lengths.map((n) => {
-      const a = new Float32Array(n);
-      const bytes = new Uint8Array(a.buffer);
-      for (let off = 0; off < bytes.length; ) {
-        const k = fs.readSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30), pos + off);
-        if (k === 0) throw new FormatError(file, "ended early");
-        off += k;
-      }
-      pos += bytes.length;
-      return a;
-    });
+    const a = new Float32Array(n);
+    const bytes = new Uint8Array(a.buffer);
+    for (let off = 0; off < bytes.length; ) {
+      const k = fs.readSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30), pos + off);
+      if (k === 0) throw new FormatError(file, "ended early");
+      off += k;
+    }
+    return a;
   } finally {
     fs.closeSync(fd);
   }
@@ -62,7 +75,7 @@ function readArrays(file: string, lengths: readonly number[]): Float32Array[] {
 /** Writes a checkpoint's file, commits the progress that names it, removes the previous file. */
 function committer(out: ResumableOutput<RecoverProgress>) {
   let current = out.restored?.file ?? null;
-  return (step: number, arrays: readonly Float32Array[], progress: Omit<RecoverProgress, "step" | "file">) => {
+  return (step: number, arrays: readonly (Float32Array | (() => Float32Array))[], progress: Omit<RecoverProgress, "step" | "file">) => {
     const file = `recover-step-${step}.f32`;
     writeArrays(out.statePath(file), arrays);
     out.commit({ ...progress, step, file });
@@ -107,12 +120,20 @@ export function recoverCheckpointing(out: ResumableOutput<RecoverProgress>, ever
   return {
     every,
     save(c: RecoverCheckpoint) {
-      commit(c.step, [...c.values, ...c.adam.m, ...c.adam.v, ...c.previous], { rng: c.rng, adamSteps: c.adam.t, losses: c.losses, evals: c.evals });
+      commit(c.step, [...c.values, ...c.adam.m, ...c.adam.v, ...c.values.map((_, k) => () => c.previous(k))], { rng: c.rng, adamSteps: c.adam.t, losses: c.losses, evals: c.evals });
     },
     restore: saved
       ? (lengths) => {
           const n = lengths.length;
-          const a = readArrays(out.statePath(saved.file), [...lengths, ...lengths, ...lengths, ...lengths]);
+          const file = out.statePath(saved.file);
+          // the rollback values (the file's last quarter) are read one param at a time, when asked
+          const a = readArrays(file, [...lengths, ...lengths, ...lengths, ...lengths], 3 * n);
+          const offsets: number[] = [];
+          let pos = 3 * lengths.reduce((x, y) => x + 4 * y, 0);
+          for (const len of lengths) {
+            offsets.push(pos);
+            pos += 4 * len;
+          }
           return {
             step: saved.step,
             rng: saved.rng,
@@ -120,7 +141,7 @@ export function recoverCheckpointing(out: ResumableOutput<RecoverProgress>, ever
             evals: saved.evals,
             values: a.slice(0, n),
             adam: { t: saved.adamSteps, m: a.slice(n, 2 * n), v: a.slice(2 * n, 3 * n) },
-            previous: a.slice(3 * n),
+            previous: (k) => readAt(file, offsets[k]!, lengths[k]!),
           };
         }
       : null,

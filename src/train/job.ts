@@ -151,7 +151,10 @@ export async function runRecovery(job: RecoverJob): Promise<RecoverSummary> {
       result = await layerwiseDistill(student, teacher!, trainIds, { ...o, evalIds }, { onStep: job.onStep, onEval: job.onEval, checkpoint });
     } else {
       const checkpoint = recoverCheckpointing(out, job.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY);
-      result = await recover(student, teacher, trainIds, { ...o, mode: job.mode, evalIds }, { onStep: job.onStep, onEval: job.onEval, checkpoint });
+      // the rollback values beside the checkpoints, on the output's disk (the system's temporary
+      // folder may be memory, and they are as large as the trained weights)
+      const rollbackFile = out.statePath("rollback.f32");
+      result = await recover(student, teacher, trainIds, { ...o, mode: job.mode, evalIds }, { onStep: job.onStep, onEval: job.onEval, checkpoint, rollbackFile });
     }
     const final = result.evals.at(-1) ?? null;
     const record: Record<string, unknown> = {

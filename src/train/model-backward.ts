@@ -172,7 +172,10 @@ export interface ModelGradients {
 /**
  * Loss and gradients of `student` for B windows of T tokens (`ids` [B·T]). `weightsOf(i)` gives
  * the weights the step uses for layer i (the trainable arrays, or base + merged LoRA);
- * `onGrads(i, grads)` receives layer i's gradients by suffix, last layer first.
+ * `onGrads(i, grads)` receives layer i's gradients by suffix, last layer first; layer i's weights
+ * are not read again in this call once it has (so it may update them); when it returns false the
+ * backward stops there. `backwardIf(loss)` false: no backward at all (a loss that is not finite).
+ * (Stopped early, `gradInput` is the gradient where it stopped, not layer 0's.)
  */
 export async function modelGradients(
   student: CausalLM,
@@ -180,7 +183,8 @@ export async function modelGradients(
   ids: Int32Array,
   l: LossInputs,
   weightsOf: (layer: number) => LayerWeights,
-  onGrads: (layer: number, grads: Map<string, Float32Array>) => void | Promise<void>,
+  onGrads: (layer: number, grads: Map<string, Float32Array>) => void | boolean | Promise<void | boolean>,
+  backwardIf: (loss: number) => boolean = () => true,
 ): Promise<ModelGradients> {
   const { B, T } = l;
   const inputs: Float32Array[] = [];
@@ -192,11 +196,12 @@ export async function modelGradients(
   }
   const hl = await headLoss(student.config, head, h, { ...l, ids });
   let g = hl.gradHidden;
+  if (!backwardIf(hl.loss)) return { loss: hl.loss, gradInput: g };
   for (let i = student.numLayers - 1; i >= 0; i--) {
     const r = await blockBackward(student.config, i, B, T, inputs[i]!, weightsOf(i), g);
     inputs[i] = new Float32Array(0); // the boundary is no longer needed
-    await onGrads(i, r.grads);
     g = r.gradHidden;
+    if ((await onGrads(i, r.grads)) === false) break;
   }
   return { loss: hl.loss, gradInput: g };
 }

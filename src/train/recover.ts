@@ -10,11 +10,12 @@ import { Rng } from "../data/rng.js";
 import { OverlayWeights } from "../formats/weights.js";
 import { perplexity } from "../eval/perplexity.js";
 import { CausalLM, type LayerWeights } from "../models/model.js";
-import { AdamW, ADAMW_DEFAULTS, clipGradients, gradNorm, learningRate, type Param } from "./adamw.js";
+import { AdamW, ADAMW_DEFAULTS, clipGradients, gradNorm, learningRate, type AdamWStep, type Param } from "./adamw.js";
 import type { LossKind } from "./head-loss.js";
 import { usesTeacher } from "./head-loss.js";
 import { initLora, loraGradients, mergedWeight, type LoraAdapter } from "./lora.js";
 import { headWeights, modelGradients } from "./model-backward.js";
+import { RollbackFile } from "./rollback.js";
 
 export type RecoverMode = "masked" | "lora";
 
@@ -82,7 +83,8 @@ export interface RecoverCheckpoint {
   /** per param (the mode's order): values, AdamW moments, and the values before the last update (NaN rollback) */
   values: Float32Array[];
   adam: { t: number; m: Float32Array[]; v: Float32Array[] };
-  previous: Float32Array[];
+  /** param k's values before the last update, read one param at a time (they live on disk: train/rollback.ts) */
+  previous: (k: number) => Float32Array;
 }
 
 export interface RecoverCheckpointing {
@@ -111,9 +113,8 @@ interface Trainable {
   /** before each step (LoRA: merge the adapters into the weights the step runs) */
   prepare(): Promise<void>;
   weightsOf(layer: number): LayerWeights;
-  /** turns layer `i`'s weight gradients into the params' gradients (same order as params) */
-  collect(layer: number, grads: Map<string, Float32Array>): Promise<void>;
-  grads(): Float32Array[];
+  /** layer `i`'s weight gradients as its params' gradients: [index in params, gradient] */
+  collect(layer: number, grads: Map<string, Float32Array>): Promise<[number, Float32Array][]>;
   /** final linear weights by full name */
   final(): Promise<Map<string, Float32Array>>;
 }
@@ -133,21 +134,21 @@ function maskedTrainable(student: CausalLM): Trainable {
     }
     layers.push(w);
   }
-  const grads: Float32Array[] = params.map(() => new Float32Array(0));
   return {
     params,
     prepare: async () => {},
     weightsOf: (i) => layers[i]!,
     collect: async (i, g) => {
+      const out: [number, Float32Array][] = [];
       for (const [suffix, grad] of g) {
         const k = index.get(`${i}:${suffix}`);
         if (k === undefined) continue;
         const mask = params[k]!.mask;
         if (mask) for (let j = 0; j < grad.length; j++) if (mask[j] === 0) grad[j] = 0;
-        grads[k] = grad;
+        out.push([k, grad]);
       }
+      return out;
     },
-    grads: () => grads,
     final: async () => new Map(params.map((p) => [p.name, p.value])),
   };
 }
@@ -170,7 +171,6 @@ function loraTrainable(student: CausalLM, rank: number, alpha: number, seed: num
     { name: `${d.name}.lora_A`, value: d.a.A, mask: null },
     { name: `${d.name}.lora_B`, value: d.a.B, mask: null },
   ]);
-  const grads: Float32Array[] = params.map(() => new Float32Array(0));
   const merge = async () => {
     for (const d of adapters) layers[d.layer]!.set(`${d.suffix}.weight`, await mergedWeight(d.W, d.a));
   };
@@ -180,14 +180,14 @@ function loraTrainable(student: CausalLM, rank: number, alpha: number, seed: num
     prepare: merge,
     weightsOf: (i) => layers[i]!,
     collect: async (i, g) => {
+      const out: [number, Float32Array][] = [];
       for (const [k, d] of adapters.entries()) {
         if (d.layer !== i) continue;
         const { dA, dB } = await loraGradients(g.get(`${d.suffix}.weight`)!, d.a);
-        grads[2 * k] = dA;
-        grads[2 * k + 1] = dB;
+        out.push([2 * k, dA], [2 * k + 1, dB]);
       }
+      return out;
     },
-    grads: () => grads,
     final: async () => {
       await merge();
       return new Map(adapters.map((d) => [`${d.name}.weight`, layers[d.layer]!.get(`${d.suffix}.weight`)!]));
@@ -217,7 +217,13 @@ export async function recover(
   teacher: CausalLM | null,
   trainIds: Int32Array,
   o: RecoverOptions,
-  hooks: { onStep?: (s: StepInfo) => void; onEval?: (e: EvalPoint) => void; checkpoint?: RecoverCheckpointing } = {},
+  hooks: {
+    onStep?: (s: StepInfo) => void;
+    onEval?: (e: EvalPoint) => void;
+    checkpoint?: RecoverCheckpointing;
+    /** where the values before the last update are kept (default: a temporary folder; removed at the end) */
+    rollbackFile?: string;
+  } = {},
 ): Promise<RecoverResult> {
   if (usesTeacher(o.loss) && !teacher) throw new Error(`loss ${o.loss} needs a teacher`);
   if (trainIds.length < o.seqlen) throw new Error(`the training text has ${trainIds.length} tokens, fewer than one window of ${o.seqlen}`);
@@ -234,54 +240,108 @@ export async function recover(
     evals.push(e);
     hooks.onEval?.(e);
   };
-  // the weights before the last update: what is kept when a step's loss is not finite
-  let previous = tr.params.map((p) => p.value.slice());
   let stopped: RecoverResult["stopped"] = null;
   const tokens = o.batch * o.seqlen;
   const t0 = performance.now();
   let evalSeconds = 0;
   let first = 1;
   const ck = hooks.checkpoint;
-  if (ck?.restore) {
-    const c = ck.restore(tr.params.map((p) => p.value.length));
-    tr.params.forEach((p, k) => p.value.set(c.values[k]!));
-    previous.forEach((a, k) => a.set(c.previous[k]!));
-    opt.restore(tr.params, c.adam);
-    rng.state = c.rng;
-    losses.push(...c.losses);
-    evals.push(...c.evals);
-    first = c.step + 1;
-  }
-  for (let s = first; s <= o.steps; s++) {
-    const ids = sampleWindows(trainIds, o.batch, o.seqlen, rng);
-    await tr.prepare();
-    const teacherLogits = usesTeacher(o.loss) ? await teacher!.forward(ids, o.batch, o.seqlen) : undefined;
-    const r = await modelGradients(student, head, ids, { loss: o.loss, temperature: o.temperature, teacherLogits, B: o.batch, T: o.seqlen }, (i) => tr.weightsOf(i), (i, g) => tr.collect(i, g));
-    const grads = tr.grads();
-    const norm = gradNorm(grads);
-    if (!Number.isFinite(r.loss) || !Number.isFinite(norm)) {
-      // the loss of step s was computed with the weights after step s−1; if it is not finite those
-      // weights are bad, and the last good ones are the weights before that update
-      const lossBad = !Number.isFinite(r.loss);
-      if (lossBad) tr.params.forEach((p, k) => p.value.set(previous[k]!));
-      stopped = { step: s, reason: lossBad ? `loss is ${r.loss}` : `gradient norm is ${norm}`, keptStep: lossBad ? s - 2 : s - 1 };
-      break;
+  const K = tr.params.length;
+  // the values before the last update, on disk: what is kept when a step's loss is not finite
+  const rollback = RollbackFile.create(tr.params.map((p) => p.value.length), hooks.rollbackFile);
+  try {
+    if (ck?.restore) {
+      const c = ck.restore(tr.params.map((p) => p.value.length));
+      tr.params.forEach((p, k) => p.value.set(c.values[k]!));
+      for (let k = 0; k < K; k++) rollback.save(k, c.previous(k));
+      opt.restore(tr.params, c.adam);
+      rng.state = c.rng;
+      losses.push(...c.losses);
+      evals.push(...c.evals);
+      first = c.step + 1;
+    } else tr.params.forEach((p, k) => rollback.save(k, p.value));
+    // Without clipping (clip 0: the default and the reference recipe) AdamW updates a layer's params
+    // as soon as the backward has produced their gradients, and the gradients are dropped: one
+    // layer's gradients in memory instead of the whole model's. AdamW is element-wise, and the
+    // backward never reads a layer's weights again after its gradients, so the weights are the
+    // ones updating after the whole backward gives, bit for bit. Clipping needs the global norm
+    // before any update: then every gradient is kept until the backward ends.
+    const fused = !(o.clip > 0);
+    for (let s = first; s <= o.steps; s++) {
+      const ids = sampleWindows(trainIds, o.batch, o.seqlen, rng);
+      await tr.prepare();
+      const teacherLogits = usesTeacher(o.loss) ? await teacher!.forward(ids, o.batch, o.seqlen) : undefined;
+      const lr = learningRate(s, o.lr, o.steps, o.warmup);
+      const squares = new Float64Array(K);
+      const kept: Float32Array[] = [];
+      const updated: number[] = [];
+      let adamStep: AdamWStep | null = null;
+      let badGradient = false;
+      const onGrads = async (i: number, g: Map<string, Float32Array>) => {
+        const pg = await tr.collect(i, g);
+        for (const [k, grad] of pg) squares[k] = sumOfSquares(grad);
+        if (pg.some(([k]) => !Number.isFinite(squares[k]!))) {
+          badGradient = true;
+          return false;
+        }
+        for (const [k, grad] of pg) {
+          if (!fused) {
+            kept[k] = grad;
+            continue;
+          }
+          adamStep ??= opt.begin(lr);
+          rollback.save(k, tr.params[k]!.value);
+          opt.update(adamStep, tr.params[k]!, grad);
+          updated.push(k);
+        }
+        return true;
+      };
+      const r = await modelGradients(
+        student,
+        head,
+        ids,
+        { loss: o.loss, temperature: o.temperature, teacherLogits, B: o.batch, T: o.seqlen },
+        (i) => tr.weightsOf(i),
+        onGrads,
+        (loss) => Number.isFinite(loss),
+      );
+      if (!Number.isFinite(r.loss) || badGradient) {
+        // the loss of step s was computed with the weights after step s−1; if it is not finite those
+        // weights are bad, and the last good ones are the weights before that update (no param was
+        // updated in step s: the backward did not run). A gradient that is not finite stops the
+        // step: the params it already updated go back to their values after step s−1.
+        const lossBad = !Number.isFinite(r.loss);
+        for (const k of lossBad ? tr.params.keys() : updated) rollback.restore(k, tr.params[k]!.value);
+        const norm = Math.sqrt(squares.reduce((a, x) => a + x, 0));
+        stopped = { step: s, reason: lossBad ? `loss is ${r.loss}` : `gradient norm is ${norm}`, keptStep: lossBad ? s - 2 : s - 1 };
+        break;
+      }
+      losses.push(r.loss);
+      let norm: number;
+      if (fused) {
+        if (updated.length !== K) throw new Error(`recover: step ${s} produced gradients for ${updated.length} of ${K} params`);
+        // the per-param sums in param order: the norm of the unfused path to within rounding (reported only)
+        norm = Math.sqrt(squares.reduce((a, x) => a + x, 0));
+      } else {
+        norm = gradNorm(kept);
+        clipGradients(kept, norm, o.clip);
+        tr.params.forEach((p, k) => rollback.save(k, p.value));
+        opt.step(tr.params, kept, lr);
+      }
+      kept.length = 0;
+      const seconds = (performance.now() - t0) / 1000 - evalSeconds;
+      hooks.onStep?.({ step: s, steps: o.steps, loss: r.loss, lr, gradNorm: norm, seconds, tokensPerSecond: ((s - first + 1) * tokens) / seconds });
+      if (o.evalEvery > 0 && s % o.evalEvery === 0 && s < o.steps) {
+        const e0 = performance.now();
+        await evaluate(s, await tr.final());
+        evalSeconds += (performance.now() - e0) / 1000;
+      }
+      if (ck && ck.every > 0 && s % ck.every === 0 && s < o.steps) {
+        ck.save({ step: s, rng: rng.state, losses: [...losses], evals: [...evals], values: tr.params.map((p) => p.value), adam: opt.moments(tr.params), previous: (k) => rollback.read(k) });
+      }
     }
-    losses.push(r.loss);
-    clipGradients(grads, norm, o.clip);
-    previous = tr.params.map((p, k) => (previous[k]!.set(p.value), previous[k]!));
-    const lr = learningRate(s, o.lr, o.steps, o.warmup);
-    opt.step(tr.params, grads, lr);
-    const seconds = (performance.now() - t0) / 1000 - evalSeconds;
-    hooks.onStep?.({ step: s, steps: o.steps, loss: r.loss, lr, gradNorm: norm, seconds, tokensPerSecond: ((s - first + 1) * tokens) / seconds });
-    if (o.evalEvery > 0 && s % o.evalEvery === 0 && s < o.steps) {
-      const e0 = performance.now();
-      await evaluate(s, await tr.final());
-      evalSeconds += (performance.now() - e0) / 1000;
-    }
-    if (ck && ck.every > 0 && s % ck.every === 0 && s < o.steps) {
-      ck.save({ step: s, rng: rng.state, losses: [...losses], evals: [...evals], values: tr.params.map((p) => p.value), adam: opt.moments(tr.params), previous });
-    }
+  } finally {
+    rollback.close();
   }
   const trainSeconds = (performance.now() - t0) / 1000 - evalSeconds;
   const done = stopped ? Math.max(0, stopped.keptStep) : o.steps;
@@ -316,4 +376,10 @@ export async function recover(
     tokensPerSecond: (trained * tokens) / Math.max(trainSeconds, 1e-9),
     trainable: tr.params.reduce((a, p) => a + (p.mask ? p.mask.reduce((x, y) => x + y, 0) : p.value.length), 0),
   };
+}
+
+function sumOfSquares(g: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < g.length; i++) s += g[i]! * g[i]!;
+  return s;
 }
