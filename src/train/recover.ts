@@ -275,11 +275,13 @@ export async function recover(
       const squares = new Float64Array(K);
       const kept: Float32Array[] = [];
       const updated: number[] = [];
+      let received = 0;
       let adamStep: AdamWStep | null = null;
       let badGradient = false;
       const onGrads = async (i: number, g: Map<string, Float32Array>) => {
         const pg = await tr.collect(i, g);
         for (const [k, grad] of pg) squares[k] = sumOfSquares(grad);
+        received += pg.length;
         if (pg.some(([k]) => !Number.isFinite(squares[k]!))) {
           badGradient = true;
           return false;
@@ -316,10 +318,10 @@ export async function recover(
         stopped = { step: s, reason: lossBad ? `loss is ${r.loss}` : `gradient norm is ${norm}`, keptStep: lossBad ? s - 2 : s - 1 };
         break;
       }
+      if (received !== K) throw new Error(`recover: step ${s} produced gradients for ${received} of ${K} params`);
       losses.push(r.loss);
       let norm: number;
       if (fused) {
-        if (updated.length !== K) throw new Error(`recover: step ${s} produced gradients for ${updated.length} of ${K} params`);
         // the per-param sums in param order: the norm of the unfused path to within rounding (reported only)
         norm = Math.sqrt(squares.reduce((a, x) => a + x, 0));
       } else {
