@@ -45,6 +45,14 @@ interface BuiltGraph {
   feeds: GraphFeeds;
 }
 
+/**
+ * Bytes of float32 layer weights a model may keep cached (TOPIARY_WEIGHT_CACHE_BYTES): unset, empty
+ * or not a number → the default; 0 is a real budget (never cache: every pass re-reads the files).
+ */
+export function weightCacheBudget(env: string | undefined): number {
+  return env !== undefined && env.trim() !== "" && Number.isFinite(Number(env)) && Number(env) >= 0 ? Number(env) : DEFAULT_CACHE_BYTES;
+}
+
 export class CausalLM {
   /** the family adapter: everything architecture-specific (models/family.ts) */
   readonly family: FamilyAdapter;
@@ -66,8 +74,7 @@ export class CausalLM {
     for (let i = 0; i < config.numLayers; i++) {
       for (const s of this.family.layerTensors(config, i).values()) layerBytes += s.reduce((x, y) => x * y, 1) * 4;
     }
-    const budget = Number(process.env.TOPIARY_WEIGHT_CACHE_BYTES) || DEFAULT_CACHE_BYTES;
-    this.cacheLayers = layerBytes <= budget;
+    this.cacheLayers = layerBytes <= weightCacheBudget(process.env.TOPIARY_WEIGHT_CACHE_BYTES);
   }
 
   get numLayers(): number {

@@ -5,6 +5,7 @@ import { describe, test } from "node:test";
 import { FormatError } from "../../src/formats/errors.js";
 import { SafetensorsFile, writeSafetensors } from "../../src/formats/safetensors.js";
 import { loadModel } from "../../src/models/load.js";
+import { weightCacheBudget } from "../../src/models/model.js";
 import { STORIES, tempDir } from "../helpers.js";
 import { copyStories, withConfig, withSafetensors } from "../formats/broken-models.js";
 
@@ -88,5 +89,13 @@ describe("loadModel", () => {
 
     const corrupt = withSafetensors(fresh(), (b) => b.subarray(0, 100));
     throwsFormat(() => loadModel(corrupt), path.join(corrupt, "model.safetensors"), /header length \d+ runs past the end of the file \(100 bytes\)/);
+  });
+});
+
+describe("weightCacheBudget (TOPIARY_WEIGHT_CACHE_BYTES)", () => {
+  test("0 is a budget of nothing; unset, empty, negative or not a number is the 1 GiB default", () => {
+    assert.equal(weightCacheBudget("0"), 0);
+    assert.equal(weightCacheBudget("12345"), 12345);
+    for (const v of [undefined, "", " ", "lots", "-5"]) assert.equal(weightCacheBudget(v), 1024 ** 3, String(v));
   });
 });
