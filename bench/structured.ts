@@ -17,9 +17,10 @@
 // 32, symmetric; embeddings and LM head fp32) (onnxruntime). Per file: bytes; greedy decode
 // tokens/s (`--tokens` new tokens after an 8-token prompt, counted after the first token) and
 // prefill tokens/s (a `--prefill`-token prompt over the time to its first token/logits). ROUNDS
-// rounds interleaved across files; the table shows the best of the rounds (a shared CPU only
-// ever slows a round down) and each ratio's min–max over rounds (ratio of the same round's
-// measurements, so slow rounds on a shared machine widen the spread). onnxruntime runs with
+// rounds interleaved across files, each round in a rotated order (no file always follows the
+// same one), with a 2 s pause before each file; the table shows the best of the rounds (a shared
+// CPU only ever slows a round down) and each ratio's min–max and median over rounds (ratio of
+// the same round's measurements, so slow rounds on a shared machine widen the spread). onnxruntime runs with
 // every core; llama.cpp with 1 thread and with every core, the faster counting (bench/deploy.ts
 // says why). Everything lives under one temporary folder, removed at exit.
 //
@@ -53,6 +54,8 @@ const PREFILL = flag("--prefill", 512);
 const ROUNDS = flag("--rounds", 3);
 const MULTIPLE_OF = flag("--multiple-of", 1);
 const PROMPT_TOKENS = 8;
+/** a pause before each measurement, for the memory freed by the previous one to settle */
+const SETTLE_MS = 2000;
 const THREADS = os.availableParallelism();
 const LLAMA_THREADS = args.includes("--llama-threads") ? [flag("--llama-threads", 1)] : [...new Set([1, THREADS])];
 const CALIBRATION = { nsamples: 2, seqlen: 128, seed: 0 };
@@ -194,7 +197,13 @@ async function speedsOf(llama: Llama, r: Artifact, vocabSize: number): Promise<S
 async function measure(llama: Llama, rows: Artifact[], vocabSize: number): Promise<Map<Artifact, Speeds[]>> {
   const all = new Map<Artifact, Speeds[]>(rows.map((r) => [r, []]));
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const r of rows) {
+    // Each round starts one file later: a file measured right after a large one (the unpruned
+    // GGUF, or an ONNX session whose 4.4 GB was just released) ran slower in every round of a fixed
+    // order — on a 2-vCPU VM the kernel's reclaim and compaction after a big free take CPU from
+    // the next measurement — so rotation spreads that cost over all files instead of one variant.
+    const order = rows.map((_, k) => rows[(k + round - 1) % rows.length]!);
+    for (const r of order) {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
       const s = await speedsOf(llama, r, vocabSize);
       all.get(r)!.push(s);
       const t = r.runtime === "llama.cpp" ? ` (${s.threads} t)` : "";
@@ -214,6 +223,8 @@ interface Ratio {
   best: number;
   min: number;
   max: number;
+  /** median of the per-round ratios */
+  median: number;
 }
 
 function ratio(all: Map<Artifact, Speeds[]>, r: Artifact, base: Artifact, key: "decode" | "prefill"): Ratio {
@@ -221,10 +232,13 @@ function ratio(all: Map<Artifact, Speeds[]>, r: Artifact, base: Artifact, key: "
   const b = all.get(base)!;
   const perRound = a.map((s, k) => s[key] / b[k]![key]);
   const best = (xs: Speeds[]) => Math.max(...xs.map((s) => s[key]));
-  return { best: best(a) / best(b), min: Math.min(...perRound), max: Math.max(...perRound) };
+  const sorted = [...perRound].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { best: best(a) / best(b), min: sorted[0]!, max: sorted[sorted.length - 1]!, median };
 }
 
-const fmtRatio = (q: Ratio) => `${q.best.toFixed(2)}× (${q.min.toFixed(2)}–${q.max.toFixed(2)})`;
+const fmtRatio = (q: Ratio) => `${q.best.toFixed(2)}× (${q.min.toFixed(2)}–${q.max.toFixed(2)}, median ${q.median.toFixed(2)})`;
 
 function table(rows: Artifact[], all: Map<Artifact, Speeds[]>): string {
   const lines = [
@@ -285,7 +299,7 @@ await llama.dispose();
 
 console.log(
   `TinyLlama-1.1B shape, ${LAYERS} of 22 layers (${(params / 1e9).toFixed(2)} B parameters, random weights). Greedy decode, ${TOKENS} new tokens after an ${PROMPT_TOKENS}-token prompt; ` +
-    `prefill of a ${PREFILL}-token prompt; best of ${ROUNDS} interleaved rounds, ratios against the unpruned model in the same format (min–max: the ratio within each round); ` +
+    `prefill of a ${PREFILL}-token prompt; best of ${ROUNDS} interleaved rounds (each round in a rotated order), ratios against the unpruned model in the same format (min–max and median: the ratio within each round); ` +
     `onnxruntime ${THREADS} threads, llama.cpp the faster of ${LLAMA_THREADS.join(" and ")} threads ("t"). ` +
     `${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model.trim() ?? "?"} × ${THREADS}, load average ${os.loadavg()[1]!.toFixed(0)}, ` +
     `${((performance.now() - t0) / 60_000).toFixed(0)} min.\n`,
