@@ -7,6 +7,7 @@
 // computes exactly what an uninterrupted one computes.
 import fs from "node:fs";
 import path from "node:path";
+import type { CalibrationBatch } from "../data/calibration.js";
 import { runtimeVersion } from "../runtime/ort.js";
 import type { CompressionJob } from "./job.js";
 import { TOPIARY_VERSION } from "./job.js";
@@ -29,21 +30,30 @@ export interface CompressionProgress {
 }
 
 export function compressionManifest(job: CompressionJob): JobManifest {
+  return {
+    job: "compression",
+    versions: jobVersions(),
+    inputs: jobInputs(job.modelDir, job.calibration?.batch ?? null),
+    recipe: { stages: job.stages.map((s) => ({ method: s.method, ...s.options })) },
+  };
+}
+
+/** The versions that change a job's numbers. */
+export function jobVersions(): Record<string, string> {
+  return { topiary: TOPIARY_VERSION, onnxruntime: runtimeVersion() };
+}
+
+/** A checksum per input of a job on the model in `modelDir` with calibration `batch`. */
+export function jobInputs(modelDir: string, batch: CalibrationBatch | null): Record<string, string> {
   const inputs: Record<string, string> = {};
   // every file of the model folder topiary reads: weights, configs, tokenizer (the calibration ids
   // came from it); not other formats lying beside them (pytorch_model.bin, *.gguf, onnx/)
-  for (const f of fs.readdirSync(job.modelDir).sort()) {
-    const file = path.join(job.modelDir, f);
+  for (const f of fs.readdirSync(modelDir).sort()) {
+    const file = path.join(modelDir, f);
     if (/\.(safetensors|json)$|^tokenizer\.model$/.test(f) && fs.statSync(file).isFile()) inputs[`model file ${f}`] = sha256OfFile(file);
   }
-  const batch = job.calibration?.batch;
   inputs["calibration"] = batch ? `${batch.nsamples}x${batch.seqlen}:${sha256OfBytes(batch.ids)}` : "none";
-  return {
-    job: "compression",
-    versions: { topiary: TOPIARY_VERSION, onnxruntime: runtimeVersion() },
-    inputs,
-    recipe: { stages: job.stages.map((s) => ({ method: s.method, ...s.options })) },
-  };
+  return inputs;
 }
 
 /** Stage k's store: restored from the saved parts when the stage had started, else empty. */

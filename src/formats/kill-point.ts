@@ -4,6 +4,8 @@
 //   linear-compressed            after one linear's compression, before its layer is stored
 //   layer-stored                 after a layer's results are on disk, before the progress commit
 //   layer-committed              after a layer's progress commit, before the next layer starts
+//   calibration-run              after one forward run of calibration data through a layer in a
+//                                structured-pruning pass (mid-layer: before its results are saved)
 //   write:<file name>            before each tensor written to a safetensors file of that name
 //   rename:<file name>           after a file is written in full, before it is renamed into place
 //   recover-checkpoint           after a recover checkpoint's commit, before the older one is removed

@@ -121,6 +121,13 @@ async function pruneStructured(dir: string, opts: PruneFlags): Promise<void> {
     dampening: opts.dampening,
     dtype,
     calibration,
+    restart: opts.restart,
+    // said on every terminal or log, not only in the progress bar: work was skipped
+    onResume: (r) => {
+      const names = { similarity: "block similarity (--drop-layers)", statistics: "flap statistics", selection: `${opts.method} selection` } as const;
+      const restored = [...r.before.map((p) => names[p]), r.layer > 0 ? `layer${r.layer > 1 ? `s 1–${r.layer}` : " 1"}` : ""].filter(Boolean).join(" and ");
+      process.stderr.write(`topiary: resumed at layer ${r.layer}/${r.layers} of the ${names[r.pass]} pass: ${restored || "nothing"} restored from the interrupted run (--restart discards it)\n`);
+    },
     onLayer: (phase, i, n) => {
       bar ??= progress(n, `${phase} {bar} layer {value}/{total} | ETA {eta_formatted}`);
       bar.update(i);

@@ -4,16 +4,22 @@
 // they go first. The result is a model with fewer layers, renumbered.
 import type { CalibrationBatch } from "../../data/calibration.js";
 import type { WeightSource } from "../../formats/weights.js";
+import { killPoint } from "../../formats/kill-point.js";
 import { CausalLM } from "../../models/model.js";
+import type { PassCheckpoint } from "./pass.js";
 
-/** Mean over calibration tokens of cos(block input, block output), per layer, on the dense model. */
-export async function blockSimilarity(model: CausalLM, calib: CalibrationBatch): Promise<number[]> {
+/**
+ * Mean over calibration tokens of cos(block input, block output), per layer, on the dense model.
+ * `checkpoint`: start after the layers it holds, and report each layer as it is done (pass.ts).
+ */
+export async function blockSimilarity(model: CausalLM, calib: CalibrationBatch, checkpoint: PassCheckpoint<number> = {}): Promise<number[]> {
   const D = model.config.hiddenSize;
   const T = calib.seqlen;
   const perRun = Math.max(1, Math.floor(8192 / T));
-  let hidden = await model.embed(calib.ids, calib.nsamples, calib.seqlen);
-  const out: number[] = [];
-  for (let i = 0; i < model.numLayers; i++) {
+  const out: number[] = [...(checkpoint.start?.done ?? [])];
+  if (out.length >= model.numLayers) return out;
+  let hidden = out.length > 0 ? checkpoint.start!.inputs! : await model.embed(calib.ids, calib.nsamples, calib.seqlen);
+  for (let i = out.length; i < model.numLayers; i++) {
     const next = new Float32Array(hidden.length);
     let sum = 0;
     for (let s0 = 0; s0 < calib.nsamples; s0 += perRun) {
@@ -34,10 +40,12 @@ export async function blockSimilarity(model: CausalLM, calib: CalibrationBatch):
         sum += nx > 0 && ny > 0 ? dot / Math.sqrt(nx * ny) : 1;
       }
       next.set(y, s0 * T * D);
+      killPoint("calibration-run");
     }
     out.push(sum / (calib.nsamples * T));
     hidden = next;
     model.forgetLayer(i);
+    await checkpoint.after?.(i, out[i]!, i + 1 < model.numLayers ? hidden : null);
   }
   return out;
 }

@@ -15,6 +15,7 @@
 // pipeline; FLAP also keeps every layer's o_proj/down_proj for its global step.
 import type { CalibrationBatch } from "../../data/calibration.js";
 import type { CaptureName, CausalLM, LayerWeights } from "../../models/model.js";
+import { killPoint } from "../../formats/kill-point.js";
 import { GramAccumulator } from "../../runtime/kernels.js";
 import { keptWeights, layerWeightsAfter } from "./apply.js";
 import { withConsumerBiases } from "./biased-model.js";
@@ -22,6 +23,7 @@ import { StructuredObs } from "./obs.js";
 import { nearestKept, unitGranularity } from "./multiple.js";
 import { flapSelect, uniformKeptCounts, wandaSpSelect, type LayerInputs, type LayerSelection } from "./select.js";
 import { FluctuationStats, SquaredNormStats } from "./stats.js";
+import type { PassCheckpoint } from "./pass.js";
 import { unitsOf, type KeptUnits, type UnitGroup, type UnitKind } from "./units.js";
 
 export type StructuredMethod = "flap" | "wanda-sp" | "obs-sp";
@@ -48,6 +50,12 @@ export interface StructuredOptions {
   /** λ of H + λ·mean(diag H)·I for the least-squares refit (default 0.01) */
   dampening?: number;
   onLayer?: (layer: number, layers: number) => void;
+  /**
+   * Resuming (pass.ts): where FLAP's statistics pass (per layer: the consumers' statistics, by
+   * consumer suffix) and the sequential selection pass (per layer: its selection) start, and what
+   * they hand over after each layer
+   */
+  checkpoints?: { statistics?: PassCheckpoint<Map<string, FluctuationStats>>; selection?: PassCheckpoint<LayerSelection> };
 }
 
 /** Calibration tokens per layer run: a few thousand keeps the GEMMs efficient. */
@@ -113,6 +121,7 @@ async function runLayer(
     }
     for (const [name, list] of sinks.grams ?? []) for (const g of list) await g.add(r.captures[name]!);
     out?.set(r.hidden, s0 * T * D);
+    killPoint("calibration-run");
   }
   return out;
 }
@@ -157,14 +166,23 @@ function gramsFor(model: CausalLM, i: number, groups: UnitGroup[]) {
 /** FLAP's scoring pass: statistics of the dense model, every layer. */
 async function flapSelection(model: CausalLM, calib: CalibrationBatch, opts: StructuredOptions): Promise<LayerSelection[]> {
   const L = model.numLayers;
-  let hidden = await model.embed(calib.ids, calib.nsamples, calib.seqlen);
-  const layers: LayerInputs<FluctuationStats>[] = [];
-  for (let i = 0; i < L; i++) {
+  const checkpoint = opts.checkpoints?.statistics ?? {};
+  // resumed: the saved statistics of the layers done, beside their (re-read) consumer weights
+  const layers: LayerInputs<FluctuationStats>[] = (checkpoint.start?.done ?? []).map((stats, i) => {
+    const groups = unitsOf(model, i);
+    const weights = model.layerWeights(i);
+    const consumers = new Map(groups.map((g) => [g.consumer, consumerMatrix(model, i, g, weights)]));
+    model.forgetLayer(i);
+    return { groups, consumers, stats };
+  });
+  let hidden = layers.length >= L ? null : layers.length > 0 ? checkpoint.start!.inputs! : await model.embed(calib.ids, calib.nsamples, calib.seqlen);
+  for (let i = layers.length; i < L; i++) {
     const weights = model.layerWeights(i);
     const { inputs, byCapture } = statsFor(model, i, unitsOf(model, i), weights, (w) => new FluctuationStats(w));
-    hidden = (await runLayer(model, i, hidden, calib, weights, { samples: byCapture }, i + 1 < L)) ?? hidden;
+    hidden = (await runLayer(model, i, hidden!, calib, weights, { samples: byCapture }, i + 1 < L)) ?? hidden;
     layers.push(inputs);
     model.forgetLayer(i);
+    await checkpoint.after?.(i, inputs.stats, i + 1 < L ? hidden : null);
     if (!opts.reconstruct) opts.onLayer?.(i + 1, L);
   }
   return flapSelect(layers, opts.ratio, Boolean(opts.uniform), opts.multipleOf ?? 1);
@@ -359,9 +377,11 @@ export async function planStructured(model: CausalLM, calib: CalibrationBatch, o
 
   // the sequential pass: layer i sees the outputs of the already-pruned layers before it
   const run = reconstruct ? withConsumerBiases(model) : model;
-  const selections: LayerSelection[] = [];
-  let hidden = await model.embed(calib.ids, calib.nsamples, calib.seqlen);
-  for (let i = 0; i < L; i++) {
+  const checkpoint = opts.checkpoints?.selection ?? {};
+  const selections: LayerSelection[] = [...(checkpoint.start?.done ?? [])];
+  if (selections.length >= L) return selections;
+  let hidden = selections.length > 0 ? checkpoint.start!.inputs! : await model.embed(calib.ids, calib.nsamples, calib.seqlen);
+  for (let i = selections.length; i < L; i++) {
     const groups = unitsOf(model, i);
     const weights = run.layerWeights(i);
     const sinks: Captured = {};
@@ -395,6 +415,7 @@ export async function planStructured(model: CausalLM, calib: CalibrationBatch, o
     selections.push(sel);
     if (i + 1 < L) hidden = (await runLayer(run, i, hidden, calib, layerWeightsAfter(weights, groups, sel, shapeOf(model, i)), {}, true))!;
     run.forgetLayer(i);
+    await checkpoint.after?.(i, sel, i + 1 < L ? hidden : null);
     opts.onLayer?.(i + 1, L);
   }
   return selections;

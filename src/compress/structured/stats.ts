@@ -28,6 +28,16 @@ export class FluctuationStats {
     return this.n;
   }
 
+  /** The statistics after `samples` samples, as saved (a resumed job: structured/job-state.ts). */
+  static restore(mean: Float64Array, fluctuation: Float64Array, samples: number): FluctuationStats {
+    if (mean.length !== fluctuation.length) throw new Error(`fluctuation statistics of ${mean.length} and ${fluctuation.length} columns`);
+    const s = new FluctuationStats(mean.length);
+    s.mean.set(mean);
+    s.fluctuation.set(fluctuation);
+    s.n = samples;
+    return s;
+  }
+
   /** One calibration sample: X [tokens, width], row-major. */
   addSample(X: Float32Array): void {
     const d = this.width;

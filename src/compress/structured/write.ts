@@ -103,18 +103,22 @@ function prunedWeights(model: CausalLM, selections: LayerSelection[], pruned: Mo
 
 /** Writes the pruned model: weights, config.json, tokenizer files and topiary.json. */
 export async function writeStructured(model: CausalLM, selections: LayerSelection[], opts: StructuredWriteOptions): Promise<ModelConfig> {
+  let pruned: ModelConfig | null = null;
+  await writeDirAtomic(opts.outDir, (tmp) => void (pruned = writeStructuredInto(tmp, model, selections, opts)), { overwrite: opts.overwrite });
+  return pruned!;
+}
+
+/**
+ * The files of the pruned model, written into the folder `dir` (a resumable job's work folder,
+ * renamed into place by the job; writeStructured: a temporary one).
+ */
+export function writeStructuredInto(dir: string, model: CausalLM, selections: LayerSelection[], opts: Omit<StructuredWriteOptions, "outDir" | "overwrite">): ModelConfig {
   const pruned = prunedConfig(model, selections);
   const view = model.family.checkpointView;
   const topiaryLayout = prunedWeights(model, selections, pruned);
   const weights = view ? view.toCheckpoint(pruned, topiaryLayout) : topiaryLayout;
-  await writeDirAtomic(
-    opts.outDir,
-    (tmp) => {
-      writeDenseSafetensors(tmp, weights, (name) => opts.dtype ?? storedFloatDtype(weights, name));
-      copyModelFiles(model.dir, tmp, pruned.raw);
-      fs.writeFileSync(path.join(tmp, "topiary.json"), JSON.stringify(opts.record, null, 2) + "\n");
-    },
-    { overwrite: opts.overwrite },
-  );
+  writeDenseSafetensors(dir, weights, (name) => opts.dtype ?? storedFloatDtype(weights, name));
+  copyModelFiles(model.dir, dir, pruned.raw);
+  fs.writeFileSync(path.join(dir, "topiary.json"), JSON.stringify(opts.record, null, 2) + "\n");
   return pruned;
 }
