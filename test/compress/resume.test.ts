@@ -4,52 +4,13 @@
 // committing progress, while writing the output — and each rerun of the same command resumes; the
 // final files are byte-identical to an uninterrupted run's. A changed recipe refuses to resume.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { manifestChange, ResumableOutput, workFolderOf, type JobManifest } from "../../src/compress/resume.js";
 import { syntheticTokenizer } from "../../src/tokenizer/synthetic.js";
-import { REPO, syntheticFolder, tempDir } from "../helpers.js";
-import { topiaryInProcess } from "../cli/run-cli.js";
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stderr: string;
-}
-
-function topiary(args: string[], killAt?: string): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, CI: "1", TOPIARY_DEBUG: "" };
-  delete env.TOPIARY_TEST_KILL_AT;
-  if (killAt) env.TOPIARY_TEST_KILL_AT = killAt;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(REPO, "bin", "topiary.js"), ...args], { cwd: REPO, env, timeout: 300_000 }, (err, _stdout, stderr) => {
-      const e = err as (Error & { code?: number; signal?: NodeJS.Signals }) | null;
-      resolve({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stderr });
-    });
-  });
-}
-
-/**
- * A run that is not killed: the same command line in this process, without ~1.7 s of CPU of
- * start-up per run. What it resumes from is on disk; that a fresh process resumes is what the
- * killed runs (all spawned) show, each resuming before its kill point.
- */
-async function topiaryToEnd(args: string[]): Promise<Run> {
-  const r = await topiaryInProcess(args);
-  return { code: r.code, signal: null, stderr: r.stderr };
-}
-
-/** sha256 of every file of a folder (topiary.json apart: it records times), by name. */
-function digests(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const f of fs.readdirSync(dir).sort()) {
-    if (f !== "topiary.json") out[f] = crypto.createHash("sha256").update(fs.readFileSync(path.join(dir, f))).digest("hex");
-  }
-  return out;
-}
+import { syntheticFolder, tempDir } from "../helpers.js";
+import { digests, topiary, topiaryToEnd } from "./kill-runs.js";
 
 /** topiary.json's per-linear results without their timings. */
 function results(dir: string): unknown {
