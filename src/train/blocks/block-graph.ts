@@ -8,13 +8,19 @@
 import { OPSET } from "../../models/graph-ops.js";
 import { maskName } from "../../models/runtime-graphs.js";
 import { noTrainInputs, type BlockBackwardGraph, type BlockBackwardOptions } from "../../models/train-hooks.js";
-import { dLinear, fLinear, Ops, type LinearSaved } from "../graph-ops.js";
+import { dLayerNorm, dLinear, fLayerNorm, fLinear, Ops, type LayerNormSaved, type LinearSaved } from "../graph-ops.js";
 
 export interface BlockLinear {
   suffix: string;
   y: string;
   saved: LinearSaved;
   hasBias: boolean;
+}
+
+export interface BlockLayerNorm {
+  name: string;
+  y: string;
+  saved: LayerNormSaved;
 }
 
 export class BlockGraph {
@@ -84,6 +90,20 @@ export class BlockGraph {
     this.grads.set(`${l.suffix}.weight`, r.dW!);
     if (r.db) this.grads.set(`${l.suffix}.bias`, r.db);
     return r.dX!;
+  }
+
+  /** LayerNorm `name` over x; `affine` false: no weight and bias (OPT without elementwise affine). */
+  layerNorm(name: string, x: string, eps: number, affine = true): BlockLayerNorm {
+    const r = fLayerNorm(this.o, x, affine ? this.param(`${name}.weight`) : null, affine ? this.param(`${name}.bias`) : null, eps);
+    return { name, y: r.y, saved: r.saved };
+  }
+
+  /** The LayerNorm's backward: records its weight and bias gradients (with `normGrads`), returns dX. */
+  backLayerNorm(n: BlockLayerNorm, dy: string): string {
+    const r = dLayerNorm(this.o, n.saved, dy, this.opts.normGrads);
+    this.paramGrad(`${n.name}.weight`, r.dw);
+    this.paramGrad(`${n.name}.bias`, r.db);
+    return r.dx;
   }
 
   /** Records the gradient of a norm parameter (kept only with `normGrads`). */

@@ -4,7 +4,7 @@
 // fused weight's gradient has the checkpoint's (and the compressors') row order.
 // apply_residual_connection_post_layernorm: the residuals start from the LayerNorm outputs.
 import { bloomFamily, type BloomConfig, BLOOM_LAYER } from "../../models/bloom.js";
-import { type Ops, dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm, joinInterleaved, splitInterleaved } from "../graph-ops.js";
+import { type Ops, dActivation, dAttention, fActivation, fAttention, joinInterleaved, splitInterleaved } from "../graph-ops.js";
 import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
 import { BlockGraph } from "./block-graph.js";
 import { chain, layerNormStep, linearStep } from "./heads.js";
@@ -18,13 +18,7 @@ export function bloomBlockBackward(c: BloomConfig, layer: number, opts: BlockBac
   const { o, x, N } = b;
   const att = { B, T: seq, H, KV: H, hd };
   const post = c.residualPostNorm;
-  const norm = (name: string, input: string) => fLayerNorm(o, input, b.param(`${name}.weight`), b.param(`${name}.bias`), c.layerNormEps);
-  const dNorm = (name: string, saved: ReturnType<typeof fLayerNorm>["saved"], dy: string) => {
-    const r = dLayerNorm(o, saved, dy, opts.normGrads);
-    b.paramGrad(`${name}.weight`, r.dw);
-    b.paramGrad(`${name}.bias`, r.db);
-    return r.dx;
-  };
+  const norm = (name: string, input: string) => b.layerNorm(name, input, c.layerNormEps);
 
   // ---- forward, recomputed from the block input
   const n1 = norm(BLOOM_LAYER.attnNorm, x);
@@ -43,11 +37,11 @@ export function bloomBlockBackward(c: BloomConfig, layer: number, opts: BlockBac
   // ---- backward, in reverse (with post-norm residuals the residual's gradient enters the norm's output)
   const dn2 = b.backLinear(up, dActivation(o, act.saved, b.backLinear(down, b.dOut)));
   const dNorm2In = post ? o.add(dn2, b.dOut) : dn2;
-  const dx2 = post ? dNorm(BLOOM_LAYER.mlpNorm, n2.saved, dNorm2In) : o.add(b.dOut, dNorm(BLOOM_LAYER.mlpNorm, n2.saved, dNorm2In));
+  const dx2 = post ? b.backLayerNorm(n2, dNorm2In) : o.add(b.dOut, b.backLayerNorm(n2, dNorm2In));
   const da = dAttention(o, a.saved, b.backLinear(oProj, dx2), att);
   const flat = (t: string) => o.reshape(t, [N, H * hd]);
   const dn1 = b.backLinear(qkv, joinInterleaved(o, flat(da.dq), flat(da.dk), flat(da.dv), N, H, hd));
-  const dx = post ? dNorm(BLOOM_LAYER.attnNorm, n1.saved, o.add(dn1, dx2)) : o.add(dx2, dNorm(BLOOM_LAYER.attnNorm, n1.saved, dn1));
+  const dx = post ? b.backLayerNorm(n1, o.add(dn1, dx2)) : o.add(dx2, b.backLayerNorm(n1, dn1));
   return b.finish(out, dx);
 }
 

@@ -3,7 +3,7 @@
 // interleaved per head ([heads, 3, hd]; its gradient joined back in that order), and the
 // parallel residual x + attn(ln1(x)) + mlp(ln2(x)) (use_parallel_residual) or the sequential one.
 import { gptNeoxFamily, type NeoxConfig, NEOX_LAYER } from "../../models/gpt-neox.js";
-import { type Ops, dActivation, dAttention, dLayerNorm, dPartialRope, fActivation, fAttention, fLayerNorm, fPartialRope, joinInterleaved, splitInterleaved } from "../graph-ops.js";
+import { type Ops, dActivation, dAttention, dPartialRope, fActivation, fAttention, fPartialRope, joinInterleaved, splitInterleaved } from "../graph-ops.js";
 import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
 import { BlockGraph } from "./block-graph.js";
 import { chain, layerNormStep, linearStep } from "./heads.js";
@@ -18,13 +18,7 @@ export function gptNeoxBlockBackward(c: NeoxConfig, layer: number, opts: BlockBa
   const { o, x, N } = b;
   const att = { B, T: seq, H, KV: H, hd };
   const { cos, sin } = b.rope("rope", rotaryDim);
-  const norm = (name: string, input: string) => fLayerNorm(o, input, b.param(`${name}.weight`), b.param(`${name}.bias`), c.layerNormEps);
-  const dNorm = (name: string, saved: ReturnType<typeof fLayerNorm>["saved"], dy: string) => {
-    const r = dLayerNorm(o, saved, dy, opts.normGrads);
-    b.paramGrad(`${name}.weight`, r.dw);
-    b.paramGrad(`${name}.bias`, r.db);
-    return r.dx;
-  };
+  const norm = (name: string, input: string) => b.layerNorm(name, input, c.layerNormEps);
 
   // ---- forward, recomputed from the block input
   const n1 = norm(NEOX_LAYER.attnNorm, x);
@@ -45,7 +39,7 @@ export function gptNeoxBlockBackward(c: NeoxConfig, layer: number, opts: BlockBa
 
   // ---- backward, in reverse
   const dn2 = b.backLinear(up, dActivation(o, act.saved, b.backLinear(mlp, b.dOut)));
-  const dMlpIn = dNorm(NEOX_LAYER.mlpNorm, n2.saved, dn2);
+  const dMlpIn = b.backLayerNorm(n2, dn2);
   // the gradient reaching attention's output, and x's gradient so far (through the residual and the MLP side)
   const dAttnOut = c.parallelResidual ? b.dOut : o.add(b.dOut, dMlpIn);
   const dxRes = c.parallelResidual ? o.add(b.dOut, dMlpIn) : dAttnOut;
@@ -54,7 +48,7 @@ export function gptNeoxBlockBackward(c: NeoxConfig, layer: number, opts: BlockBa
   const dq = flat(dPartialRope(o, da.dq, cos, sin, rotaryDim, hd));
   const dk = flat(dPartialRope(o, da.dk, cos, sin, rotaryDim, hd));
   const dn1 = b.backLinear(qkv, joinInterleaved(o, dq, dk, flat(da.dv), N, H, hd));
-  return b.finish(out, o.add(dxRes, dNorm(NEOX_LAYER.attnNorm, n1.saved, dn1)));
+  return b.finish(out, o.add(dxRes, b.backLayerNorm(n1, dn1)));
 }
 
 /** Final LayerNorm and the LM head embed_out (untied unless the config ties it). */

@@ -4,7 +4,7 @@
 // side. Weights are in topiary's [out, in] layout (the checkpoint view transposes Conv1D's
 // [in, out]), so the gradients are too: the layout the compressors and training see.
 import { gpt2Family, type Gpt2Config, GPT2_LAYER } from "../../models/gpt2.js";
-import { type Ops, dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm, joinParts, splitParts } from "../graph-ops.js";
+import { type Ops, dActivation, dAttention, fActivation, fAttention, joinParts, splitParts } from "../graph-ops.js";
 import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
 import { BlockGraph } from "./block-graph.js";
 import { chain, layerNormStep, linearStep } from "./heads.js";
@@ -18,13 +18,7 @@ export function gpt2BlockBackward(c: Gpt2Config, layer: number, opts: BlockBackw
   const { o, x, N } = b;
   const att = { B, T: seq, H, KV: H, hd };
   const scale = (c.scaleByHeadDim ? 1 / Math.sqrt(hd) : 1) / (c.scaleByLayer ? layer + 1 : 1);
-  const norm = (name: string, input: string) => fLayerNorm(o, input, b.param(`${name}.weight`), b.param(`${name}.bias`), c.layerNormEps);
-  const dNorm = (name: string, saved: ReturnType<typeof fLayerNorm>["saved"], dy: string) => {
-    const r = dLayerNorm(o, saved, dy, opts.normGrads);
-    b.paramGrad(`${name}.weight`, r.dw);
-    b.paramGrad(`${name}.bias`, r.db);
-    return r.dx;
-  };
+  const norm = (name: string, input: string) => b.layerNorm(name, input, c.layerNormEps);
 
   // ---- forward, recomputed from the block input
   const n1 = norm(GPT2_LAYER.attnNorm, x);
@@ -42,11 +36,11 @@ export function gpt2BlockBackward(c: Gpt2Config, layer: number, opts: BlockBackw
 
   // ---- backward, in reverse
   const dn2 = b.backLinear(up, dActivation(o, act.saved, b.backLinear(down, b.dOut)));
-  const dx2 = o.add(b.dOut, dNorm(GPT2_LAYER.mlpNorm, n2.saved, dn2));
+  const dx2 = o.add(b.dOut, b.backLayerNorm(n2, dn2));
   const da = dAttention(o, a.saved, b.backLinear(oProj, dx2), att);
   const flat = (t: string) => o.reshape(t, [N, A]);
   const dn1 = b.backLinear(qkv, joinParts(o, [flat(da.dq), flat(da.dk), flat(da.dv)]));
-  return b.finish(out, o.add(dx2, dNorm(GPT2_LAYER.attnNorm, n1.saved, dn1)));
+  return b.finish(out, o.add(dx2, b.backLayerNorm(n1, dn1)));
 }
 
 /** Final LayerNorm ln_f and the LM head (tied: the token embeddings). */

@@ -2,7 +2,7 @@
 // activation MLP (ReLU); pre-norm (do_layer_norm_before) or OPT-350m's post-norm, where the
 // LayerNorms follow each residual add; LayerNorms without parameters when not elementwise-affine.
 import { optFamily, type OptConfig, OPT_LAYER } from "../../models/opt.js";
-import { type Ops, dActivation, dAttention, dLayerNorm, fActivation, fAttention, fLayerNorm } from "../graph-ops.js";
+import { type Ops, dActivation, dAttention, fActivation, fAttention } from "../graph-ops.js";
 import type { BlockBackwardGraph, BlockBackwardOptions, HeadTrainWeights } from "../../models/train-hooks.js";
 import { BlockGraph } from "./block-graph.js";
 import { chain, layerNormStep, linearStep } from "./heads.js";
@@ -19,14 +19,7 @@ export function optBlockBackward(c: OptConfig, layer: number, opts: BlockBackwar
   const { o, x, N } = b;
   const att = { B, T: seq, H, KV: H, hd };
   const lin = (suffix: string, input: string) => b.linear(suffix, input, specs.get(suffix)!.hasBias);
-  const norm = (name: string, input: string) =>
-    fLayerNorm(o, input, c.normAffine ? b.param(`${name}.weight`) : null, c.normAffine ? b.param(`${name}.bias`) : null, LN_EPS);
-  const dNorm = (name: string, saved: ReturnType<typeof fLayerNorm>["saved"], dy: string) => {
-    const r = dLayerNorm(o, saved, dy, opts.normGrads);
-    b.paramGrad(`${name}.weight`, r.dw);
-    b.paramGrad(`${name}.bias`, r.db);
-    return r.dx;
-  };
+  const norm = (name: string, input: string) => b.layerNorm(name, input, LN_EPS, c.normAffine);
 
   // ---- forward, recomputed from the block input
   const n1 = c.preNorm ? norm(OPT_LAYER.attnNorm, x) : null;
@@ -50,14 +43,14 @@ export function optBlockBackward(c: OptConfig, layer: number, opts: BlockBackwar
   const out = post2 ? post2.y : sum2;
 
   // ---- backward, in reverse
-  const dSum2 = post2 ? dNorm(OPT_LAYER.mlpNorm, post2.saved, b.dOut) : b.dOut;
+  const dSum2 = post2 ? b.backLayerNorm(post2, b.dOut) : b.dOut;
   const dh2 = b.backLinear(fc1, dActivation(o, act.saved, b.backLinear(fc2, dSum2)));
-  const dx2 = o.add(dSum2, n2 ? dNorm(OPT_LAYER.mlpNorm, n2.saved, dh2) : dh2);
-  const dSum1 = post1 ? dNorm(OPT_LAYER.attnNorm, post1.saved, dx2) : dx2;
+  const dx2 = o.add(dSum2, n2 ? b.backLayerNorm(n2, dh2) : dh2);
+  const dSum1 = post1 ? b.backLayerNorm(post1, dx2) : dx2;
   const da = dAttention(o, a.saved, b.backLinear(oProj, dSum1), att);
   const flat = (t: string) => o.reshape(t, [N, H * hd]);
   const dh = o.add(o.add(b.backLinear(q, flat(da.dq)), b.backLinear(k, flat(da.dk))), b.backLinear(v, flat(da.dv)));
-  return b.finish(out, o.add(dSum1, n1 ? dNorm(OPT_LAYER.attnNorm, n1.saved, dh) : dh));
+  return b.finish(out, o.add(dSum1, n1 ? b.backLayerNorm(n1, dh) : dh));
 }
 
 /** Final LayerNorm (pre-norm models unless removed), project_out when the embeddings are narrower, LM head. */
