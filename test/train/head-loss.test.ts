@@ -9,6 +9,7 @@ import { headLossGraph, type LossKind } from "../../src/train/head-loss.js";
 import { CausalLM } from "../../src/models/model.js";
 import { FINAL_NORM, LM_HEAD } from "../../src/models/llama.js";
 import { headLoss, headWeights } from "../../src/train/model-backward.js";
+import { centralDifference } from "./finite-difference.js";
 
 after(releaseSessions);
 
@@ -41,13 +42,7 @@ for (const loss of ["kl", "ce", "kl+ce"] as LossKind[]) {
     const eps = 1e-6;
     for (let k = 0; k < 8; k++) {
       const i = rng.int(hidden.length);
-      const old = hidden[i]!;
-      hidden[i] = old + eps;
-      const lp = ((await run(hidden)).loss!.data as Float64Array)[0]!;
-      hidden[i] = old - eps;
-      const lm = ((await run(hidden)).loss!.data as Float64Array)[0]!;
-      hidden[i] = old;
-      const fd = (lp - lm) / (2 * eps);
+      const fd = await centralDifference(hidden, i, eps, async () => ((await run(hidden)).loss!.data as Float64Array)[0]!);
       assert.ok(Math.abs(fd - g[i]!) <= 1e-6 * Math.max(1e-2, Math.abs(fd)), `${loss} hidden[${i}]: fd ${fd}, backward ${g[i]}`);
     }
   });

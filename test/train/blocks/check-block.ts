@@ -13,6 +13,7 @@ import { syntheticModel, type SyntheticShape } from "../../../src/models/synthet
 import { cachedSession, type RtTensor } from "../../../src/runtime/ort.js";
 import { headLossGraph } from "../../../src/train/head-loss.js";
 import { blockBackward } from "../../../src/train/model-backward.js";
+import { centralDifference, relativeError } from "../finite-difference.js";
 
 export interface BlockCheck {
   /** worst relative error of the backward vs central finite differences */
@@ -52,14 +53,8 @@ export async function checkBlock(shape: SyntheticShape, opts: { layer?: number; 
     assert.equal(grad.length, arr.length, `${label}: gradient size`);
     for (let k = 0; k < (opts.probes ?? 4); k++) {
       const i = rng.int(arr.length);
-      const old = arr[i]!;
-      arr[i] = old + eps;
-      const lp = await loss();
-      arr[i] = old - eps;
-      const lm = await loss();
-      arr[i] = old;
-      const fd = (lp - lm) / (2 * eps);
-      const err = Math.abs(fd - grad[i]!) / Math.max(1e-3, Math.abs(fd));
+      const fd = await centralDifference(arr, i, eps, loss);
+      const err = relativeError(fd, grad[i]!);
       worst = Math.max(worst, err);
       // FD_VERBOSE=1 prints every probe above 1e-6 (to tell the finite-difference noise floor from a wrong formula)
       if (process.env.FD_VERBOSE && err > 1e-6) console.log(`# ${label}[${i}] fd ${fd} backward ${grad[i]} err ${err}`);
@@ -130,14 +125,8 @@ export async function checkHead(shape: SyntheticShape, opts: { B?: number; T?: n
   let worst = 0;
   for (let k = 0; k < 8; k++) {
     const i = rng.int(hidden.length);
-    const old = hidden[i]!;
-    hidden[i] = old + eps;
-    const lp = ((await run(hidden)).loss!.data as Float64Array)[0]!;
-    hidden[i] = old - eps;
-    const lm = ((await run(hidden)).loss!.data as Float64Array)[0]!;
-    hidden[i] = old;
-    const fd = (lp - lm) / (2 * eps);
-    const err = Math.abs(fd - grad[i]!) / Math.max(1e-3, Math.abs(fd));
+    const fd = await centralDifference(hidden, i, eps, async () => ((await run(hidden)).loss!.data as Float64Array)[0]!);
+    const err = relativeError(fd, grad[i]!);
     worst = Math.max(worst, err);
     assert.ok(err < 1e-5, `head: hidden[${i}]: finite difference ${fd}, backward ${grad[i]}`);
   }
