@@ -28,7 +28,6 @@ const trainText = path.join(work, "train.txt");
 fs.writeFileSync(trainText, calibText.slice(0, 240));
 const STEPS = 4;
 
-/** Each layer's [heads, KV heads, MLP channels] (every family's config holds `layers`). */
 /** mean over positions of KL(p_teacher ‖ p_student), float64 (the `kl` loss at τ = 1: train/head-loss.ts) */
 function meanKl(teacher: Float32Array, student: Float32Array, V: number): number {
   const logSoftmax = (x: Float32Array, r: number) => {
@@ -48,6 +47,7 @@ function meanKl(teacher: Float32Array, student: Float32Array, V: number): number
   return sum / N;
 }
 
+/** Each layer's [heads, KV heads, MLP channels] (every family's config holds `layers`). */
 const widthsOf = (m: CausalLM) => (m.config as unknown as { layers: LayerStructure[] }).layers.map((l) => [l.numHeads, l.numKvHeads, l.intermediateSize]);
 
 describe("recover (masked, KL) on a FLAP-30 % student of every family", present, () => {
