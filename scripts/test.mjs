@@ -16,10 +16,17 @@ function find(dir) {
 }
 
 // The end-to-end tests compare against ../shared (models, data, reference outputs); without it
-// they would all fail on their first file access, so say why once, up front. Nothing skips.
+// they would all fail on their first file access, so say why once, up front. Nothing skips: a
+// folder missing from a partial ../shared is named here too, not discovered test by test.
 const shared = path.resolve(import.meta.dirname, "..", "..", "shared");
-if (!fs.existsSync(path.join(shared, "models", "stories260K", "config.json"))) {
+const NEEDED = ["models/stories260K/config.json", "data/tinystories", "reference/architectures", "reference/structured", "reference/recovery"];
+if (!fs.existsSync(path.join(shared, NEEDED[0]))) {
   console.error(`npm test: ${shared} is missing: the tests need the shared folder (models/stories260K, data, reference) beside the repository`);
+  process.exit(1);
+}
+const missing = NEEDED.filter((p) => !fs.existsSync(path.join(shared, p)));
+if (missing.length) {
+  console.error(`npm test: ${shared} lacks ${missing.join(", ")}: the tests need them`);
   process.exit(1);
 }
 

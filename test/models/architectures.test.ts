@@ -3,7 +3,6 @@
 // on the golden input_ids), 24 greedy tokens with the KV cache, and perplexity over the first 16
 // windows of 128 tokens of TinyStories test (`topiary eval --seqlen 128 --limit-windows 16`).
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { loadEvalText } from "../../src/data/text.js";
@@ -12,13 +11,12 @@ import { loadModel } from "../../src/models/load.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { DATA, STORIES } from "../helpers.js";
-import { archDir, ARCHITECTURES, FAMILIES, goldenPrompt, greedy, maxAbsDiff, readGolden } from "./arch-helpers.js";
+import { archDir, FAMILIES, goldenPrompt, greedy, maxAbsDiff, readGolden } from "./arch-helpers.js";
 
-const present = fs.existsSync(ARCHITECTURES) ? {} : { skip: "../shared/reference/architectures is missing" };
 
 after(releaseSessions);
 
-test("two models of one family and width but a tied and an untied head share no session by mistake", present, async () => {
+test("two models of one family and width but a tied and an untied head share no session by mistake", async () => {
   const stories = loadModel(STORIES); // llama, hidden 64, vocab 512, tied head
   const llama3 = loadModel(archDir("llama3")); // llama, hidden 64, vocab 512, untied head
   try {
@@ -31,8 +29,8 @@ test("two models of one family and width but a tied and an untied head share no 
   }
 });
 
-for (const { name, tokenizer } of FAMILIES) {
-  describe(`${name} against transformers`, present, () => {
+for (const { name } of FAMILIES) {
+  describe(`${name} against transformers`, () => {
     test("logits on the golden input_ids within 1e-4; 24 greedy tokens with the KV cache", async (t) => {
       const g = readGolden(name);
       const model = loadModel(archDir(name));
@@ -47,7 +45,7 @@ for (const { name, tokenizer } of FAMILIES) {
       }
     });
 
-    test("perplexity, 16 windows of 128 tokens of TinyStories test", tokenizer ? {} : { skip: "byte-level BPE tokenization is pending (src/tokenizer)" }, async (t) => {
+    test("perplexity, 16 windows of 128 tokens of TinyStories test", async (t) => {
       const g = readGolden(name);
       const model = loadModel(archDir(name));
       try {

@@ -20,9 +20,8 @@ import { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { DATA, tempDir } from "../helpers.js";
-import { archDir, ARCHITECTURES, FAMILIES } from "./arch-helpers.js";
+import { archDir, FAMILIES } from "./arch-helpers.js";
 
-const present = fs.existsSync(ARCHITECTURES) ? {} : { skip: "../shared/reference/architectures is missing" };
 after(releaseSessions);
 
 const SEQLEN = 64;
@@ -32,7 +31,7 @@ const STAGES = {
 } as const;
 
 for (const { name } of FAMILIES) {
-  describe(`${name}: prune and quantize, save, reload`, present, () => {
+  describe(`${name}: prune and quantize, save, reload`, () => {
     const dir = archDir(name);
     const tok = TextTokenizer.load(dir);
     const calibText = fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 20000);

@@ -2,7 +2,6 @@
 // architecture name and tensor names; the file read back computes what topiary computes up to
 // f16 rounding; node-llama-cpp's greedy continuation equals topiary's on the same weights).
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { AutoModelForCausalLM, env, Tensor } from "@huggingface/transformers";
@@ -18,18 +17,17 @@ import { CausalLM } from "../../src/models/model.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { llamaCppGreedy, loadLlama } from "../export/llama-cpp.js";
 import { tempDir } from "../helpers.js";
-import { archDir, ARCHITECTURES, FAMILIES, goldenPrompt, greedy, maxAbsDiff, readGolden } from "./arch-helpers.js";
+import { archDir, FAMILIES, goldenPrompt, greedy, maxAbsDiff, readGolden } from "./arch-helpers.js";
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
 
-const present = fs.existsSync(ARCHITECTURES) ? {} : { skip: "../shared/reference/architectures is missing" };
 after(releaseSessions);
 
 /** llama.cpp architecture of each family's GGUF */
 const GGUF_ARCH: Record<string, string> = { llama3: "llama", qwen3: "qwen3", phi3: "phi3", gemma2: "gemma2", gemma3: "gemma3" };
 
-describe("GGUF tensor plans and metadata (independent of the vocabulary)", present, () => {
+describe("GGUF tensor plans and metadata (independent of the vocabulary)", () => {
   const plan = (name: string) => {
     const m = loadModel(archDir(name));
     try {
@@ -74,7 +72,7 @@ describe("GGUF tensor plans and metadata (independent of the vocabulary)", prese
 });
 
 for (const { name } of FAMILIES) {
-  describe(`${name} exports`, present, () => {
+  describe(`${name} exports`, () => {
     const dir = archDir(name);
     const g = readGolden(name);
     const prompt = goldenPrompt(g.greedyPromptIds);

@@ -17,7 +17,6 @@ import { DATA, REFERENCE, tempDir } from "../helpers.js";
 after(releaseSessions);
 
 const ARCHITECTURES = path.join(REFERENCE, "architectures");
-const present = fs.existsSync(ARCHITECTURES) ? {} : { skip: "../shared/reference/architectures is missing" };
 const FAMILIES = ["llama3", "qwen3", "phi3", "gemma2", "gemma3", "opt", "gpt2", "bloom", "gpt_neox"];
 const work = tempDir("topiary-families-recover-");
 const calibText = fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 20000);
@@ -67,7 +66,7 @@ async function recoverFamily(name: string, mode: RecoverJob["mode"], steps: numb
   return r;
 }
 
-describe("recover (masked, KL) on a SparseGPT-50 % student of every family", present, () => {
+describe("recover (masked, KL) on a SparseGPT-50 % student of every family", () => {
   for (const name of FAMILIES) {
     test(name, async () => {
       const r = await recoverFamily(name, "masked", 5);
@@ -81,7 +80,7 @@ describe("recover (masked, KL) on a SparseGPT-50 % student of every family", pre
 
 // LoRA (re-masked after the merge) and layer-wise on the fused-linear families: Phi-3's q | k | v
 // side by side, GPT-NeoX's interleaved per head
-describe("recover (LoRA, layer-wise) on fused-linear families", present, () => {
+describe("recover (LoRA, layer-wise) on fused-linear families", () => {
   for (const name of ["phi3", "gpt_neox"]) {
     for (const mode of ["lora", "layerwise"] as const) {
       test(`${name} ${mode}`, async () => {
