@@ -1,7 +1,9 @@
 // Pieces shared by bench/deploy.ts and bench/structured.ts: the synthetic TinyLlama-shaped
 // checkpoint and the decode / prefill speed of an exported model in llama.cpp and onnxruntime.
+import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { promisify } from "node:util";
 import type { Llama, Token } from "node-llama-cpp";
 import { decode } from "../src/eval/decode.js";
 import { OnnxDecoder } from "../src/eval/onnx-decoder.js";
@@ -97,4 +99,27 @@ export async function llamaCppSpeeds(
   } finally {
     await model.dispose();
   }
+}
+
+/**
+ * Decode and prefill tokens/s of a GGUF file in llama.cpp's own `llama-bench` (a binary built from
+ * llama.cpp; `bin` is its path): `-n tokens` generated from an empty context and `-p prefill`
+ * prompt tokens in one batch, 3 repetitions after its warm-up, at each of `threads`; the fastest
+ * repetition counts (as the best of rounds elsewhere: a shared CPU only ever slows one down), the
+ * thread count with the fastest decode counts, prefill is the best over thread counts (as llamaCppSpeeds).
+ * Unlike node-llama-cpp, llama-bench attaches one ggml thread pool to the context for the run.
+ */
+export async function llamaBenchSpeeds(
+  bin: string,
+  file: string,
+  opts: { tokens: number; prefill: number; threads: number[] },
+): Promise<{ decode: number; prefill: number; threads: number }> {
+  const args = ["-m", file, "-n", String(opts.tokens), "-p", String(opts.prefill), "-t", opts.threads.join(","), "-r", "3", "-ngl", "0", "-o", "json"];
+  const { stdout } = await promisify(execFile)(bin, args, { maxBuffer: 1 << 24 });
+  const tests = (JSON.parse(stdout) as { n_prompt: number; n_gen: number; n_threads: number; samples_ts: number[] }[]).map((t) => ({ ...t, ts: Math.max(...t.samples_ts) }));
+  const gen = tests.filter((t) => t.n_gen > 0 && t.n_prompt === 0);
+  const pp = tests.filter((t) => t.n_prompt > 0 && t.n_gen === 0);
+  if (!gen.length || !pp.length) throw new Error(`${bin}: no decode or prefill result for ${file} in its JSON output`);
+  const best = gen.reduce((a, t) => (t.ts > a.ts ? t : a));
+  return { decode: best.ts, prefill: Math.max(...pp.map((t) => t.ts)), threads: best.n_threads };
 }
