@@ -60,7 +60,7 @@ if (files.length === 0) {
 }
 // Two files run at once. Each onnxruntime session would otherwise take as many intra-op threads
 // as there are cores, so two files oversubscribe the CPU and each one's spinning pool threads
-// steal the cores the other needs (on CI's 2 cores: 525 s with 2 threads per file, 447 s with 1).
+// steal the cores the other needs (on CI's 2 cores: 525 s with 2 threads per file, 447–472 s with 1).
 // Each file gets its share of the cores, unless TOPIARY_THREADS is already set.
 const CONCURRENCY = 2;
 const env = withMallocEnv();
