@@ -11,6 +11,9 @@ import { REFERENCE } from "../helpers.js";
 /** The families checked against transformers' golden outputs (../shared/reference/architectures). */
 export const FAMILIES: { name: string }[] = [{ name: "llama3" }, { name: "qwen3" }, { name: "phi3" }, { name: "gemma2" }, { name: "gemma3" }];
 
+/** Every family folder of ../shared/reference/architectures (the tests that run all nine). */
+export const ALL_FAMILIES = ["llama3", "qwen3", "phi3", "gemma2", "gemma3", "opt", "gpt2", "bloom", "gpt_neox"];
+
 export const ARCHITECTURES = path.join(REFERENCE, "architectures");
 export const archDir = (name: string): string => path.join(ARCHITECTURES, name);
 

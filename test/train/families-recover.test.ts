@@ -12,12 +12,11 @@ import { calibrationWindows } from "../../src/data/calibration.js";
 import { releaseSessions } from "../../src/runtime/ort.js";
 import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { runRecovery, type RecoverJob } from "../../src/train/job.js";
-import { DATA, REFERENCE, tempDir } from "../helpers.js";
+import { DATA, tempDir } from "../helpers.js";
+import { ALL_FAMILIES as FAMILIES, archDir } from "../models/arch-helpers.js";
 
 after(releaseSessions);
 
-const ARCHITECTURES = path.join(REFERENCE, "architectures");
-const FAMILIES = ["llama3", "qwen3", "phi3", "gemma2", "gemma3", "opt", "gpt2", "bloom", "gpt_neox"];
 const work = tempDir("topiary-families-recover-");
 const calibText = fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 20000);
 const trainText = path.join(work, "train.txt");
@@ -28,7 +27,7 @@ const students = new Map<string, Promise<string>>();
 function studentOf(name: string): Promise<string> {
   let p = students.get(name);
   if (!p) {
-    const dir = path.join(ARCHITECTURES, name);
+    const dir = archDir(name);
     const tok = TextTokenizer.load(dir);
     const batch = calibrationWindows(tok.encode(calibText), { nsamples: 4, seqlen: 64, sampling: "first", seed: 0 });
     const student = path.join(work, `${name}-sparsegpt`);
@@ -47,7 +46,7 @@ function studentOf(name: string): Promise<string> {
 type Record_ = { loss_curve: number[]; sparsity: { zeros: number; student_zeros: number; same_zeros_every_linear: boolean } };
 
 async function recoverFamily(name: string, mode: RecoverJob["mode"], steps: number): Promise<Record_> {
-  const dir = path.join(ARCHITECTURES, name);
+  const dir = archDir(name);
   const T = TextTokenizer.load(dir).encode(fs.readFileSync(trainText, "utf8")).length;
   const { record } = await runRecovery({
     studentDir: await studentOf(name),

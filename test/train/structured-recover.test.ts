@@ -15,12 +15,11 @@ import { TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { runRecovery } from "../../src/train/job.js";
 import type { CausalLM } from "../../src/models/model.js";
 import type { LayerStructure } from "../../src/models/structure.js";
-import { DATA, REFERENCE, tempDir } from "../helpers.js";
+import { DATA, tempDir } from "../helpers.js";
+import { ALL_FAMILIES as FAMILIES, archDir } from "../models/arch-helpers.js";
 
 after(releaseSessions);
 
-const ARCHITECTURES = path.join(REFERENCE, "architectures");
-const FAMILIES = ["llama3", "qwen3", "phi3", "gemma2", "gemma3", "opt", "gpt2", "bloom", "gpt_neox"];
 const work = tempDir("topiary-structured-recover-");
 const calibText = fs.readFileSync(path.join(DATA, "tinystories", "calib.txt"), "utf8").slice(0, 20000);
 const trainText = path.join(work, "train.txt");
@@ -52,7 +51,7 @@ const widthsOf = (m: CausalLM) => (m.config as unknown as { layers: LayerStructu
 describe("recover (masked, KL) on a FLAP-30 % student of every family", () => {
   for (const name of FAMILIES) {
     test(name, async () => {
-      const dir = path.join(ARCHITECTURES, name);
+      const dir = archDir(name);
       const tok = TextTokenizer.load(dir);
       const batch = calibrationWindows(tok.encode(calibText), { nsamples: 4, seqlen: 64, sampling: "first", seed: 0 });
       const student = path.join(work, `${name}-flap`);

@@ -16,19 +16,12 @@ import { exportOnnx } from "../../../src/export/onnx.js";
 import fs from "node:fs";
 import { SafetensorsModel } from "../../../src/formats/safetensors.js";
 import { loadModel } from "../../../src/models/load.js";
-import { REFERENCE, tempDir } from "../../helpers.js";
-
-const ARCH = path.join(REFERENCE, "architectures");
+import { tempDir } from "../../helpers.js";
+import { ALL_FAMILIES, archDir, maxAbsDiff } from "../../models/arch-helpers.js";
 
 function randomIds(n: number, vocab: number, seed: number): Int32Array {
   const rng = new Rng(seed);
   return Int32Array.from({ length: n }, () => rng.int(vocab));
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 /** Bytes of every decoder linear's weight in a folder (names ending in the family's linear suffixes). */
@@ -41,16 +34,15 @@ function linearWeightBytes(dir: string, suffixes: string[]): number {
 
 // every family: FLAP and Wanda-sp; obs-sp (the slowest: a refit per removal) on a few, among
 // them the fused layouts (Phi-3 qkv/gate_up, BLOOM's interleaved heads with ALiBi)
-const ARCHS = ["llama3", "qwen3", "gpt2", "opt", "phi3", "gemma2", "gemma3", "bloom", "gpt_neox"];
 const OBS_SP = new Set(["llama3", "gpt2", "phi3", "bloom"]);
 /** families whose own config keys describe equal widths (GPT-2, OPT, BLOOM, GPT-NeoX tie head_dim to hidden / heads) */
 const STANDARD_WHEN_UNIFORM = new Set(["llama3", "qwen3", "phi3", "gemma2", "gemma3"]);
 
-for (const arch of ARCHS) {
+for (const arch of ALL_FAMILIES) {
   const methods: StructuredMethod[] = ["flap", "wanda-sp", ...(OBS_SP.has(arch) ? (["obs-sp"] as const) : [])];
   for (const method of methods) {
     test(`${arch}: ${method} 30 % writes a smaller folder that reloads with the in-memory logits`, async () => {
-      const dir = path.join(ARCH, arch);
+      const dir = archDir(arch);
       const model = loadModel(dir);
       const V = model.config.vocabSize;
       const calib = { ids: randomIds(4 * 64, V, 1), nsamples: 4, seqlen: 64 };
