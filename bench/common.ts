@@ -103,8 +103,9 @@ export async function llamaCppSpeeds(
 
 /**
  * Decode and prefill tokens/s of a GGUF file in llama.cpp's own `llama-bench` (a binary built from
- * llama.cpp; `bin` is its path): `-n tokens` generated from an empty context and `-p prefill`
- * prompt tokens in one batch, 3 repetitions after its warm-up, at each of `threads`; the fastest
+ * llama.cpp; `bin` is its path): `-n tokens` generated from an empty context and, when `prefill` is
+ * given, `-p prefill` prompt tokens in one batch (else prefill is null, as in llamaCppSpeeds),
+ * 3 repetitions after its warm-up, at each of `threads`; the fastest
  * repetition counts (as the best of rounds elsewhere: a shared CPU only ever slows one down), the
  * thread count with the fastest decode counts, prefill is the best over thread counts (as llamaCppSpeeds).
  * Unlike node-llama-cpp, llama-bench attaches one ggml thread pool to the context for the run.
@@ -112,14 +113,14 @@ export async function llamaCppSpeeds(
 export async function llamaBenchSpeeds(
   bin: string,
   file: string,
-  opts: { tokens: number; prefill: number; threads: number[] },
-): Promise<{ decode: number; prefill: number; threads: number }> {
-  const args = ["-m", file, "-n", String(opts.tokens), "-p", String(opts.prefill), "-t", opts.threads.join(","), "-r", "3", "-ngl", "0", "-o", "json"];
+  opts: { tokens: number; prefill?: number; threads: number[] },
+): Promise<{ decode: number; prefill: number | null; threads: number }> {
+  const args = ["-m", file, "-n", String(opts.tokens), "-p", String(opts.prefill ?? 0), "-t", opts.threads.join(","), "-r", "3", "-ngl", "0", "-o", "json"];
   const { stdout } = await promisify(execFile)(bin, args, { maxBuffer: 1 << 24 });
   const tests = (JSON.parse(stdout) as { n_prompt: number; n_gen: number; n_threads: number; samples_ts: number[] }[]).map((t) => ({ ...t, ts: Math.max(...t.samples_ts) }));
   const gen = tests.filter((t) => t.n_gen > 0 && t.n_prompt === 0);
   const pp = tests.filter((t) => t.n_prompt > 0 && t.n_gen === 0);
-  if (!gen.length || !pp.length) throw new Error(`${bin}: no decode or prefill result for ${file} in its JSON output`);
+  if (!gen.length || (opts.prefill && !pp.length)) throw new Error(`${bin}: no decode or prefill result for ${file} in its JSON output`);
   const best = gen.reduce((a, t) => (t.ts > a.ts ? t : a));
-  return { decode: best.ts, prefill: Math.max(...pp.map((t) => t.ts)), threads: best.n_threads };
+  return { decode: best.ts, prefill: opts.prefill ? Math.max(...pp.map((t) => t.ts)) : null, threads: best.n_threads };
 }

@@ -210,7 +210,7 @@ async function measure(llama: Llama, model: string, rows: Artifact[], vocabSize:
       for (const s of speeds) keep(r, s);
       log(`${model} round ${round}: ${r.variant}, ${r.format} (${r.decode.runtime}): ${speeds.map((s) => `${s.tps.toFixed(1)} tokens/s with ${s.threads} threads`).join(", ")}`);
       if (LLAMA_BENCH && r.decode.runtime === "llama.cpp") {
-        const b = await llamaBenchSpeeds(LLAMA_BENCH, r.decode.file, { tokens: TOKENS, prefill: PROMPT_TOKENS, threads: LLAMA_THREADS });
+        const b = await llamaBenchSpeeds(LLAMA_BENCH, r.decode.file, { tokens: TOKENS, threads: LLAMA_THREADS });
         keep(r, { tps: b.decode, threads: b.threads }, bench);
         log(`${model} round ${round}: ${r.variant}, ${r.format} (llama-bench): ${b.decode.toFixed(1)} tokens/s with ${b.threads} threads`);
       }

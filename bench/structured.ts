@@ -31,9 +31,9 @@
 // from the llama.cpp that node-llama-cpp bundles; PATH to it). node-llama-cpp never attaches a
 // thread pool to its contexts, so with more than one thread every decoded token pays for ggml
 // creating and joining its worker threads (ggml_graph_compute's "disposable threadpool");
-// llama-bench, llama-cli and llama-server keep one pool for the whole run. That per-token cost is
-// the same for every model, so it shrinks every ratio toward 1; llama-bench shows the runtime
-// without it. Its rows are the same files, labelled "GGUF … · llama-bench".
+// llama-bench, llama-cli and llama-server keep one pool for the whole run. That per-token cost
+// does not shrink with the model (~10 ms on stories260K, 8–9 ms on TinyLlama f16 here), so it
+// pulls every ratio toward 1; llama-bench shows the runtime without it. Its rows are the same files, labelled "GGUF … · llama-bench".
 // --multiple-of: prune every variant with `--multiple-of M` (kept MLP channels per layer a
 // multiple of M: 32 lets llama.cpp store TinyLlama's 30 %-pruned ffn_down (3943 → 3936 channels)
 // in q4_0 instead of keeping it F16, and onnxruntime's MatMulNBits quantize it in blocks of 32).
@@ -193,7 +193,10 @@ async function speedsOf(llama: Llama, r: Artifact, vocabSize: number): Promise<S
     const s = await onnxSpeeds(r.path, opts);
     return { decode: s.decode, prefill: s.prefill!, threads: THREADS };
   }
-  if (r.runtime === "llama-bench") return llamaBenchSpeeds(LLAMA_BENCH!, r.path, { tokens: TOKENS, prefill: PREFILL, threads: LLAMA_THREADS });
+  if (r.runtime === "llama-bench") {
+    const s = await llamaBenchSpeeds(LLAMA_BENCH!, r.path, { tokens: TOKENS, prefill: PREFILL, threads: LLAMA_THREADS });
+    return { ...s, prefill: s.prefill! };
+  }
   let best: Speeds = { decode: 0, prefill: 0, threads: 0 };
   for (const threads of LLAMA_THREADS) {
     const s = await llamaCppSpeeds(llama, r.path, { ...opts, threads });
